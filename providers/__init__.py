@@ -1,0 +1,45 @@
+"""Upstream adapters, one per file, each implementing `router.Provider`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from providers._client import Transport, make_client
+from providers.config import GatewayConfig, ProviderConfig, decode_config, load_config
+from providers.mock import MockConfig, MockProvider
+from providers.openai import OpenAIConfig, OpenAIProvider
+from router.provider import Provider
+from router.table import RoutingTable
+
+__all__ = [
+    "GatewayConfig",
+    "ProviderConfig",
+    "Transport",
+    "build_provider",
+    "build_table",
+    "decode_config",
+    "load_config",
+    "make_client",
+]
+
+
+def build_provider(
+    name: str, config: ProviderConfig, client: httpx.AsyncClient, env: Mapping[str, str]
+) -> Provider:
+    match config:
+        case OpenAIConfig():
+            return OpenAIProvider(name, config, client, env)
+        case MockConfig():
+            return MockProvider(name, config)
+
+
+def build_table(
+    config: GatewayConfig, client: httpx.AsyncClient, env: Mapping[str, str], revision: int = 0
+) -> RoutingTable:
+    """Compile a configuration into an immutable routing table."""
+    providers = {
+        name: build_provider(name, pc, client, env) for name, pc in config.providers.items()
+    }
+    return RoutingTable(providers, config.routes, default_policy=config.defaults, revision=revision)

@@ -1,0 +1,133 @@
+"""The gateway configuration schema and its TOML loader.
+
+One schema for every door: the TOML file, the library's dicts and (later) the database
+all decode through these Structs, so an error names the same key path everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from providers.mock import MockConfig
+from providers.openai import OpenAIConfig
+from router.errors import ConfigError
+from router.policy import RoutePolicy
+
+__all__ = ["GatewayConfig", "ProviderConfig", "ServerSettings", "decode_config", "load_config"]
+
+ProviderConfig = OpenAIConfig | MockConfig
+
+
+class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    master_key_env: str = "LLMGATE_MASTER_KEY"
+    """The environment variable holding the client key."""
+    upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+
+
+class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    server: ServerSettings = ServerSettings()
+    defaults: RoutePolicy = RoutePolicy()
+    """Policy for requests naming a single ``provider/model`` target."""
+    providers: dict[str, ProviderConfig] = {}
+    routes: dict[str, RoutePolicy] = {}
+
+    def validate(self, where: str = "") -> GatewayConfig:
+        """Cross-field checks the types cannot express."""
+        prefix = f"{where}: " if where else ""
+        for name, route in self.routes.items():
+            if "/" in name:
+                raise ConfigError(
+                    "a route name must not contain '/'", where=f"{prefix}routes.{name}"
+                )
+            if not route.targets:
+                raise ConfigError(
+                    "expected at least one target of the form provider/model",
+                    where=f"{prefix}routes.{name}.targets",
+                )
+            for i, target in enumerate(route.targets):
+                provider = target.partition("/")[0]
+                if provider not in self.providers:
+                    raise ConfigError(
+                        f"unknown provider {provider!r} in {target!r}; expected one of "
+                        f"{', '.join(sorted(self.providers)) or '(no providers configured)'}",
+                        where=f"{prefix}routes.{name}.targets[{i}]",
+                    )
+        return self
+
+
+_SECTIONS = ("server", "defaults", "providers", "routes")
+
+
+def _expected(cls: Any, field: str) -> str:
+    """For a rejected enum-like value, the values that would have been accepted."""
+    if field == "kind":
+        return "; expected one of " + ", ".join(
+            msgspec.inspect.type_info(t).tag
+            for t in ProviderConfig.__args__  # type: ignore[attr-defined]
+        )
+    for info in getattr(msgspec.inspect.type_info(cls), "fields", ()):
+        if info.name == field and isinstance(info.type, msgspec.inspect.LiteralType):
+            return "; expected one of " + ", ".join(map(str, info.type.values))
+    return ""
+
+
+def _convert(value: Any, cls: Any, where: str, key: str) -> Any:
+    try:
+        return msgspec.convert(value, cls)
+    except msgspec.ValidationError as exc:
+        detail, _, at = str(exc).rpartition(" - at `$")
+        path = key + at.rstrip("`") if detail else key
+        detail = detail or str(exc)
+        hint = _expected(cls, path.rpartition(".")[2]) if "Invalid" in detail else ""
+        raise ConfigError(f"{detail}{hint}", where=f"{where}: {path}") from None
+
+
+def decode_config(data: Any, where: str = "config") -> GatewayConfig:
+    """Validate a configuration given as plain dicts (the TOML tables' shape).
+
+    Sections are converted one by one so that an error names the full key path
+    (``routes.chat.max_retries``), which msgspec alone elides for dict keys.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError("expected a table of sections", where=where)
+    for key in data:
+        if key not in _SECTIONS:
+            raise ConfigError(
+                f"unknown section {key!r}; expected one of {', '.join(_SECTIONS)}",
+                where=f"{where}: {key}",
+            )
+    tables: dict[str, dict[str, Any]] = {}
+    for section in ("providers", "routes"):
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError("expected a table", where=f"{where}: {section}")
+        tables[section] = table
+    config = GatewayConfig(
+        server=_convert(data.get("server", {}), ServerSettings, where, "server"),
+        defaults=_convert(data.get("defaults", {}), RoutePolicy, where, "defaults"),
+        providers={
+            n: _convert(v, ProviderConfig, where, f"providers.{n}")
+            for n, v in tables["providers"].items()
+        },
+        routes={
+            n: _convert(v, RoutePolicy, where, f"routes.{n}") for n, v in tables["routes"].items()
+        },
+    )
+    return config.validate(where)
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a TOML file; every problem names the file and the key path."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = msgspec.toml.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
+    return decode_config(data, str(path))

@@ -1,0 +1,186 @@
+"""Error types the engine decides on.
+
+Adapters map every upstream failure to exactly one of these, by *reason*; the engine
+never reads message text. Each class says whether the same target may be tried again
+(``retryable``), whether the route may move on to its next target (``fallback``), and
+which HTTP status and OpenAI error ``type``/``code`` a client sees when it is final.
+
+    LLMGateError
+     ├── ConfigError                  bad configuration (never reaches the engine)
+     ├── RequestError                 the client's request is invalid (400)
+     ├── NoSuchModel                  unknown route or target (404)
+     └── ProviderError                an upstream attempt failed
+          ├── RateLimited             429                       retry, fallback
+          ├── UpstreamUnavailable     5xx, overloaded           retry, fallback
+          ├── ConnectFailed           refused/reset before headers   retry, fallback
+          ├── UpstreamTimeout         connect/first_token/stall/total  retry, fallback
+          ├── StreamInterrupted       body cut, no end marker   retry, fallback
+          ├── MalformedResponse       unparseable SSE or JSON   retry, fallback
+          ├── StreamErrorEvent        in-band error event       retry, fallback
+          ├── AuthenticationFailed    401/403 upstream          fallback only
+          ├── ModelNotFound           404 upstream              fallback only
+          ├── ContextLengthExceeded   prompt too long           fallback only
+          ├── InvalidRequest          other 4xx                 fallback only
+          └── ContentFiltered         content policy            neither: returned to client
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConfigError",
+    "ConnectFailed",
+    "ContentFiltered",
+    "ContextLengthExceeded",
+    "InvalidRequest",
+    "LLMGateError",
+    "MalformedResponse",
+    "ModelNotFound",
+    "NoSuchModel",
+    "ProviderError",
+    "RateLimited",
+    "RequestError",
+    "StreamErrorEvent",
+    "StreamInterrupted",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+
+class LLMGateError(Exception):
+    """Base of every error llmgate raises."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str | None] = None
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(LLMGateError):
+    """A configuration file or policy is invalid. ``where`` names the file and key path."""
+
+    def __init__(self, message: str, *, where: str = "") -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
+
+
+class RequestError(LLMGateError):
+    """The client's request is invalid; ``param`` names the offending field."""
+
+    status = 400
+    type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class NoSuchModel(RequestError):
+    status = 404
+    code = "model_not_found"
+
+
+class ProviderError(LLMGateError):
+    """One upstream attempt failed. Carries the provider, its status and Retry-After."""
+
+    retryable: ClassVar[bool] = True
+    fallback: ClassVar[bool] = True
+    # Whether this failure says something about the target's health (circuit breaker).
+    target_fault: ClassVar[bool] = True
+    status = 502
+    type = "upstream_error"
+    reason: ClassVar[str] = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+
+
+class RateLimited(ProviderError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+    reason = "rate_limited"
+
+
+class UpstreamUnavailable(ProviderError):
+    reason = "upstream_unavailable"
+
+
+class ConnectFailed(ProviderError):
+    reason = "connect_failed"
+
+
+class UpstreamTimeout(ProviderError):
+    """``phase`` is one of connect, first_token, stall, total."""
+
+    status = 504
+    type = "timeout_error"
+    reason = "timeout"
+
+    def __init__(self, message: str, *, phase: str, provider: str = "") -> None:
+        super().__init__(message, provider=provider)
+        self.phase = phase
+
+
+class StreamInterrupted(ProviderError):
+    reason = "stream_interrupted"
+
+
+class MalformedResponse(ProviderError):
+    reason = "malformed_response"
+
+
+class StreamErrorEvent(ProviderError):
+    reason = "stream_error_event"
+
+
+class AuthenticationFailed(ProviderError):
+    retryable = False
+    reason = "upstream_auth_failed"
+
+
+class ModelNotFound(ProviderError):
+    retryable = False
+    reason = "model_not_found"
+
+
+class ContextLengthExceeded(ProviderError):
+    retryable = False
+    target_fault = False
+    status = 400
+    type = "invalid_request_error"
+    code = "context_length_exceeded"
+    reason = "context_length_exceeded"
+
+
+class InvalidRequest(ProviderError):
+    retryable = False
+    target_fault = False
+    status = 400
+    type = "invalid_request_error"
+    reason = "invalid_request"
+
+
+class ContentFiltered(ProviderError):
+    retryable = False
+    target_fault = False
+    fallback = False
+    status = 400
+    type = "invalid_request_error"
+    code = "content_filter"
+    reason = "content_filtered"

@@ -1,0 +1,173 @@
+"""The typed events of one routed request.
+
+The engine turns (routing table, request) into an async stream of *batches* of these
+events: everything that one upstream read produced travels together, so consumers can
+send it as one write. Providers yield the same content types (`TextDelta`,
+`ToolCallDelta`, `Usage`, `Finish`), which the engine forwards without copying.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "AttemptFailed",
+    "AttemptRecord",
+    "AttemptStarted",
+    "Chunk",
+    "Done",
+    "Event",
+    "Failed",
+    "Finish",
+    "RequestRecord",
+    "Reset",
+    "StreamSwitch",
+    "TextDelta",
+    "ToolCallDelta",
+    "Usage",
+]
+
+Mode = Literal["restart", "prefill", "user_turn", "terminate"]
+Shape = Literal["original", "prefill", "user_turn"]
+
+
+class TextDelta(msgspec.Struct, tag="text", gc=False):
+    text: str
+
+
+class ToolCallDelta(msgspec.Struct, tag="tool_call", gc=False):
+    """A piece of a streamed tool call, in OpenAI's incremental form."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class Usage(msgspec.Struct, tag="usage", gc=False):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+            self.cached_tokens + other.cached_tokens,
+        )
+
+
+class Finish(msgspec.Struct, tag="finish", gc=False):
+    """The upstream said the answer is complete (OpenAI ``finish_reason``)."""
+
+    reason: str
+
+
+Chunk = TextDelta | ToolCallDelta | Usage | Finish
+"""What a provider yields."""
+
+
+class AttemptRecord(msgspec.Struct, kw_only=True):
+    """One upstream attempt, as it happened."""
+
+    attempt: int
+    target: str
+    shape: Shape = "original"
+    outcome: Literal["ok", "failed", "running"] = "running"
+    error_type: str | None = None
+    error: str | None = None
+    status: int | None = None
+    ttft_ms: float | None = None
+    duration_ms: float | None = None
+    chars: int = 0
+    usage: Usage | None = None
+
+
+class SwitchRecord(msgspec.Struct, kw_only=True):
+    from_target: str
+    to_target: str
+    mode: Mode
+    reason: str
+    chars_delivered: int
+    trimmed_chars: int = 0
+    reset: bool = False
+
+
+class RequestRecord(msgspec.Struct, kw_only=True):
+    """Everything that happened to one request; the final event carries it."""
+
+    request_id: str
+    route: str
+    attempts: list[AttemptRecord] = msgspec.field(default_factory=list)
+    switches: list[SwitchRecord] = msgspec.field(default_factory=list)
+    skipped: list[str] = msgspec.field(default_factory=list)
+    """Targets passed over because their circuit breaker was open."""
+
+
+class AttemptStarted(msgspec.Struct, tag="attempt_started", gc=False):
+    attempt: int
+    target: str
+    shape: Shape
+
+
+class AttemptFailed(msgspec.Struct, tag="attempt_failed", gc=False):
+    attempt: int
+    target: str
+    reason: str
+    message: str
+    status: int | None
+    chars_delivered: int
+    retry_in_s: float | None
+
+
+class StreamSwitch(msgspec.Struct, tag="stream_switch", gc=False):
+    """The answer continues on another target after content was delivered.
+
+    Emitted just before the continuation's first content, so ``trimmed_chars`` (text the
+    continuation repeated and llmgate dropped) is known.
+    """
+
+    switch: SwitchRecord
+
+
+class Reset(msgspec.Struct, tag="reset", gc=False):
+    """``restart`` mode after content was sent: the client must discard what it showed.
+
+    Followed by the new answer from its beginning.
+    """
+
+    switch: SwitchRecord
+
+
+class Done(msgspec.Struct, tag="done", gc=False):
+    model: str
+    finish_reason: str
+    usage: Usage
+    record: RequestRecord
+
+
+class Failed(msgspec.Struct, tag="failed", gc=False):
+    """The request could not be completed. ``partial`` says content was delivered."""
+
+    error: BaseException
+    partial: bool
+    usage: Usage
+    record: RequestRecord
+    errors: list[tuple[str, BaseException]]
+    """Every failure as ``(target, error)``, in the order tried."""
+
+
+Event = (
+    TextDelta
+    | ToolCallDelta
+    | AttemptStarted
+    | AttemptFailed
+    | StreamSwitch
+    | Reset
+    | Done
+    | Failed
+)

@@ -1,0 +1,75 @@
+"""An immutable routing table: providers and compiled routes of one revision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from router.errors import ConfigError, NoSuchModel
+from router.policy import RoutePolicy, Target, parse_target
+from router.provider import Provider
+
+__all__ = ["ResolvedRoute", "RoutingTable"]
+
+
+class ResolvedRoute(msgspec.Struct, frozen=True, gc=False):
+    name: str
+    policy: RoutePolicy
+    targets: tuple[Target, ...]
+
+
+class RoutingTable:
+    """Compiled once per configuration revision and then only read, so requests in
+    flight keep the snapshot they started with while a new one is swapped in."""
+
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        routes: Mapping[str, RoutePolicy],
+        *,
+        default_policy: RoutePolicy | None = None,
+        revision: int = 0,
+    ) -> None:
+        self.providers = dict(providers)
+        self.revision = revision
+        self.default_policy = default_policy or RoutePolicy()
+        self.routes: dict[str, ResolvedRoute] = {}
+        for name, policy in routes.items():
+            if not policy.targets:
+                raise ConfigError("expected at least one target", where=f"routes.{name}.targets")
+            targets = tuple(parse_target(t) for t in policy.targets)
+            for i, target in enumerate(targets):
+                if target.provider not in self.providers:
+                    raise ConfigError(
+                        f"unknown provider {target.provider!r}; expected one of "
+                        f"{sorted(self.providers)}",
+                        where=f"routes.{name}.targets[{i}]",
+                    )
+            self.routes[name] = ResolvedRoute(name, policy, targets)
+
+    def resolve(self, model: str) -> ResolvedRoute:
+        """A route by name, or a single ``provider/model`` target with the default policy."""
+        route = self.routes.get(model)
+        if route is not None:
+            return route
+        provider, sep, name = model.partition("/")
+        if sep and name and provider in self.providers:
+            policy = msgspec.structs.replace(self.default_policy, targets=[model])
+            return ResolvedRoute(model, policy, (Target(provider, name),))
+        raise NoSuchModel(
+            f"The model {model!r} does not exist: it is neither a route nor a "
+            f"provider/model target of a configured provider.",
+            param="model",
+        )
+
+    def model_ids(self) -> list[str]:
+        """Routes first, then every distinct target they name."""
+        ids = list(self.routes)
+        seen = set(ids)
+        for route in self.routes.values():
+            for target in route.targets:
+                if target.name not in seen:
+                    seen.add(target.name)
+                    ids.append(target.name)
+        return ids
