@@ -1,0 +1,87 @@
+"""The litestar application: factory, lifespan and error shapes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response
+from litestar.exceptions import HTTPException
+
+from providers import GatewayConfig, load_config
+from router.errors import LLMGateError
+from server.gateway import Gateway
+from server.openai_api import chat_completions, healthz, list_models
+from server.openai_wire import error_body
+
+__all__ = ["app_from_env", "create_app"]
+
+log = logging.getLogger("llmgate")
+_encode = msgspec.json.Encoder().encode
+
+
+def _error_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    return Response(
+        _encode(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _llmgate_error(request: Request[Any, Any, Any], exc: LLMGateError) -> Response[bytes]:
+    return _error_response(exc.status, error_body(exc))
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    body = {"error": {"message": exc.detail, "type": kind, "param": None, "code": None}}
+    return _error_response(exc.status_code, body, exc.headers)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error serving %s", request.url.path, exc_info=exc)
+    body = {
+        "error": {
+            "message": "Internal error in llmgate; see the server log.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    return _error_response(500, body)
+
+
+def create_app(config: GatewayConfig, env: dict[str, str] | None = None) -> Litestar:
+    """A gateway app for a validated configuration. The lifespan owns the upstream client."""
+    gateway = Gateway(config, env)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = Litestar(
+        route_handlers=[chat_completions, list_models, healthz],
+        lifespan=[lifespan],
+        exception_handlers={
+            LLMGateError: _llmgate_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        openapi_config=None,
+        logging_config=None,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def app_from_env() -> Litestar:
+    """Factory for `llmgate serve` workers: the CLI validated the file and passes its path."""
+    return create_app(load_config(os.environ["LLMGATE_CONFIG"]))

@@ -1,0 +1,69 @@
+"""The running gateway: configuration, the live routing table, the engine, observers."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+
+import httpx
+
+from providers import GatewayConfig, build_table, make_client
+from router.engine import Engine
+from router.events import Done, Event, Failed, TextDelta, ToolCallDelta
+from router.provider import ProviderRequest
+from router.table import RoutingTable
+from server.auth import check_bearer
+
+__all__ = ["Gateway", "Observer", "is_content"]
+
+Observer = Callable[[str, list[Event]], None]
+"""Called with (request id, batch) for every event batch; must not block."""
+
+_CONTENT = (TextDelta, ToolCallDelta, Done, Failed)
+
+
+def is_content(batch: list[Event]) -> bool:
+    """Whether a batch ends the hold-back: content, or a final outcome."""
+    return any(type(e) in _CONTENT for e in batch)
+
+
+class Gateway:
+    """Owns the shared upstream client (opened in `start`, closed in `stop`) and the
+    routing table that requests snapshot when they begin."""
+
+    def __init__(self, config: GatewayConfig, env: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.env = dict(os.environ if env is None else env)
+        self.master_key = self.env.get(config.server.master_key_env) or None
+        self.engine = Engine(clock=time.monotonic, rng=random.random)
+        self.observers: list[Observer] = []
+        self._client: httpx.AsyncClient | None = None
+        self.table: RoutingTable
+
+    async def start(self) -> None:
+        self._client = make_client(self.config.server.upstream_transport)
+        self.table = build_table(self.config, self._client, self.env)
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    def authorize(self, authorization: str | None) -> None:
+        check_bearer(authorization, self.master_key)
+
+    def run(
+        self, model: str, request: ProviderRequest, request_id: str
+    ) -> AsyncIterator[list[Event]]:
+        """The engine's event stream for one request, on the current table snapshot."""
+        events = self.engine.stream(self.table, model, request, request_id=request_id)
+        return self._observed(request_id, events) if self.observers else events
+
+    async def _observed(
+        self, request_id: str, events: AsyncIterator[list[Event]]
+    ) -> AsyncIterator[list[Event]]:
+        async for batch in events:
+            for observer in self.observers:
+                observer(request_id, batch)
+            yield batch

@@ -1,0 +1,113 @@
+"""The OpenAI-compatible API: ``/v1/chat/completions``, ``/v1/models``, ``/healthz``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.response import Stream
+
+from router.events import Event, Failed
+from router.provider import ProviderRequest
+from server.gateway import Gateway, is_content
+from server.openai_wire import (
+    ChunkEncoder,
+    collect_response,
+    describe_failure,
+    error_body,
+    record_summary,
+)
+from server.schemas import parse_chat_request
+
+__all__ = ["chat_completions", "healthz", "list_models"]
+
+_encode = msgspec.json.Encoder().encode
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _gateway(request: Request[Any, Any, Any]) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(
+        _encode(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
+    gateway = _gateway(request)
+    gateway.authorize(request.headers.get("authorization"))
+    call = parse_chat_request(await request.body())
+    request_id = "chatcmpl-" + os.urandom(12).hex()
+    events = gateway.run(call.model, ProviderRequest(call.messages, call.params), request_id)
+    headers = {"x-llmgate-request-id": request_id}
+    if not call.stream:
+        status, body, record = collect_response(request_id, [batch async for batch in events])
+        headers["x-llmgate-attempts"] = record_summary(record)
+        return _json(body, status, headers)
+    # Hold the response back until the first content: until then a failure is
+    # invisible and, if every target fails, the client gets a real HTTP error status.
+    held: list[list[Event]] = []
+    async for batch in events:
+        held.append(batch)
+        if is_content(batch):
+            break
+    last = held[-1][-1] if held and held[-1] else None
+    if isinstance(last, Failed) and not last.partial:
+        error, message = describe_failure(last)
+        headers["x-llmgate-attempts"] = record_summary(last.record)
+        return _json(error_body(error, last.record, message), error.status, headers)
+    encoder = ChunkEncoder(request_id, call.model, call.include_usage)
+    return Stream(
+        _sse(encoder, held, events),
+        media_type="text/event-stream",
+        headers={**_SSE_HEADERS, **headers},
+    )
+
+
+async def _sse(
+    encoder: ChunkEncoder, held: list[list[Event]], events: AsyncIterator[list[Event]]
+) -> AsyncIterator[bytes]:
+    for batch in held:
+        data = encoder.encode(batch)
+        if data:
+            yield data
+    async for batch in events:
+        data = encoder.encode(batch)
+        if data:
+            yield data
+
+
+@get("/v1/models")
+async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
+    gateway = _gateway(request)
+    gateway.authorize(request.headers.get("authorization"))
+    table = gateway.table
+    data = [
+        {
+            "id": model_id,
+            "object": "model",
+            "created": 0,
+            "owned_by": "llmgate" if model_id in table.routes else model_id.partition("/")[0],
+        }
+        for model_id in table.model_ids()
+    ]
+    return _json({"object": "list", "data": data})
+
+
+@get("/healthz")
+async def healthz(request: Request[Any, Any, Any]) -> Response[bytes]:
+    gateway = _gateway(request)
+    return _json(
+        {
+            "status": "ok",
+            "revision": gateway.table.revision,
+            "breakers": gateway.engine.breaker_states(),
+        }
+    )

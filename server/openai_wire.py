@@ -1,0 +1,265 @@
+"""Engine events in OpenAI's wire format: SSE chunks for streams, one JSON for the rest.
+
+Extra information travels in a top-level ``llmgate`` field that OpenAI clients ignore:
+
+- on the first chunk after a stream switch: ``{"switch": {...}}``;
+- on a ``restart`` after text was already sent: ``{"reset": true, "switch": {...}}``.
+  The client must discard the text it has shown so far; the new answer follows from
+  its beginning;
+- on the last chunk before ``[DONE]``: ``{"request_id", "attempts", "switches", ...}``.
+
+A stream that cannot be completed ends with an ``{"error": ...}`` event and no
+``[DONE]``; the official OpenAI SDKs raise on it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from router.errors import LLMGateError, ProviderError
+from router.events import (
+    AttemptStarted,
+    Done,
+    Event,
+    Failed,
+    RequestRecord,
+    Reset,
+    StreamSwitch,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["ChunkEncoder", "collect_response", "error_body", "record_summary"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+def error_body(
+    exc: LLMGateError, record: RequestRecord | None = None, message: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error object, plus the request record when there is one."""
+    error: dict[str, Any] = {
+        "message": message or str(exc),
+        "type": exc.type,
+        "param": getattr(exc, "param", None),
+        "code": exc.code,
+    }
+    body: dict[str, Any] = {"error": error}
+    if record is not None:
+        body["llmgate"] = record
+    return body
+
+
+def describe_failure(event: Failed) -> tuple[LLMGateError, str]:
+    """The client-facing error (the primary cause) and a message naming every failure."""
+    error = event.error
+    if not isinstance(error, LLMGateError):
+        error = ProviderError(repr(error))
+    message = str(error)
+    if len(event.errors) > 1:
+        tried = "; ".join(f"[{target}] {err}" for target, err in event.errors)
+        message = f"{message} (every attempt failed: {tried})"
+    if event.partial:
+        message = f"The answer was cut off and could not be completed: {message}"
+    return error, message
+
+
+def record_summary(record: RequestRecord) -> str:
+    """Compact attempt summary for a response header: ``target:outcome[:reason],...``."""
+    parts = []
+    for a in record.attempts:
+        parts.append(f"{a.target}:{a.outcome}" + (f":{a.error_type}" if a.error_type else ""))
+    return ",".join(parts)
+
+
+class ChunkEncoder:
+    """Turns one request's event batches into SSE bytes, one write per batch."""
+
+    __slots__ = (
+        "_answering",
+        "_created",
+        "_head",
+        "_id",
+        "_include_usage",
+        "_model",
+        "_pending",
+        "_role_sent",
+    )
+
+    def __init__(self, request_id: str, model: str, include_usage: bool) -> None:
+        self._id = request_id
+        self._created = int(time.time())
+        self._include_usage = include_usage
+        self._role_sent = False
+        self._pending: dict[str, Any] | None = None
+        self._answering = model
+        self._set_model(model)
+
+    def _set_model(self, model: str) -> None:
+        self._model = model
+        self._head = (
+            b'data: {"id":'
+            + _encode(self._id)
+            + b',"object":"chat.completion.chunk","created":'
+            + str(self._created).encode()
+            + b',"model":'
+            + _encode(model)
+            + b',"system_fingerprint":null,"choices":[{"index":0,"delta":'
+        )
+
+    def _chunk(
+        self, delta: bytes, finish: bytes = b"null", extra: dict[str, Any] | None = None
+    ) -> bytes:
+        tail = b',"logprobs":null,"finish_reason":' + finish + b"}]"
+        if extra is not None:
+            tail += b',"llmgate":' + _encode(extra)
+        return self._head + delta + tail + b"}\n\n"
+
+    def encode(self, batch: list[Event]) -> bytes:
+        out: list[bytes] = []
+        for event in batch:
+            kind = type(event)
+            if kind is TextDelta:
+                delta = b'{"content":' + _encode(event.text) + b"}"  # type: ignore[union-attr]
+                out.append(self._content(delta))
+            elif kind is ToolCallDelta:
+                out.append(self._content(self._tool_delta(event)))  # type: ignore[arg-type]
+            elif kind is AttemptStarted:
+                self._answering = event.target  # type: ignore[union-attr]
+            elif kind is StreamSwitch:
+                self._pending = {"switch": event.switch}  # type: ignore[union-attr]
+            elif kind is Reset:
+                self._pending = {"reset": True, "switch": event.switch}  # type: ignore[union-attr]
+                out.append(self._content(b'{"content":""}'))
+            elif kind is Done:
+                out.append(self._done(event))  # type: ignore[arg-type]
+            elif kind is Failed:
+                out.append(self._failed(event))  # type: ignore[arg-type]
+        return b"".join(out)
+
+    def _content(self, delta: bytes) -> bytes:
+        if self._answering is not self._model:  # chunks name the target answering now
+            self._set_model(self._answering)
+        if not self._role_sent:
+            self._role_sent = True
+            delta = b'{"role":"assistant",' + delta[1:]
+        extra, self._pending = self._pending, None
+        return self._chunk(delta, extra=extra)
+
+    @staticmethod
+    def _tool_delta(event: ToolCallDelta) -> bytes:
+        call: dict[str, Any] = {"index": event.index}
+        if event.id is not None:
+            call["id"] = event.id
+            call["type"] = "function"
+        function: dict[str, Any] = {"arguments": event.arguments}
+        if event.name is not None:
+            function["name"] = event.name
+        call["function"] = function
+        return b'{"tool_calls":' + _encode([call]) + b"}"
+
+    def _done(self, event: Done) -> bytes:
+        if self._model != event.model:
+            self._set_model(event.model)
+        finish = _encode(event.finish_reason)
+        if not self._include_usage:
+            return self._chunk(b"{}", finish, extra=_record(event.record)) + b"data: [DONE]\n\n"
+        last = {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self._model,
+            "system_fingerprint": None,
+            "choices": [],
+            "usage": _usage(event.usage),
+            "llmgate": _record(event.record),
+        }
+        return self._chunk(b"{}", finish) + b"data: " + _encode(last) + b"\n\ndata: [DONE]\n\n"
+
+    def _failed(self, event: Failed) -> bytes:
+        error, message = describe_failure(event)
+        return b"data: " + _encode(error_body(error, event.record, message)) + b"\n\n"
+
+
+def _record(record: RequestRecord) -> dict[str, Any]:
+    return msgspec.to_builtins(record)  # type: ignore[no-any-return]
+
+
+def _usage(usage: Usage) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
+    }
+    if usage.cached_tokens:
+        body["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    return body
+
+
+class _ToolCall:
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+
+def collect_response(
+    request_id: str, batches: list[list[Event]]
+) -> tuple[int, dict[str, Any], RequestRecord]:
+    """Fold a whole event stream into a ``chat.completion`` (or error) body."""
+    text: list[str] = []
+    calls: dict[int, _ToolCall] = {}
+    for batch in batches:
+        for event in batch:
+            kind = type(event)
+            if kind is TextDelta:
+                text.append(event.text)  # type: ignore[union-attr]
+            elif kind is ToolCallDelta:
+                call = calls.setdefault(event.index, _ToolCall())  # type: ignore[union-attr]
+                call.id = event.id or call.id  # type: ignore[union-attr]
+                call.name = event.name or call.name  # type: ignore[union-attr]
+                call.arguments.append(event.arguments)  # type: ignore[union-attr]
+            elif kind is Reset:
+                text.clear()
+                calls.clear()
+            elif kind is Failed:
+                error, message = describe_failure(event)  # type: ignore[arg-type]
+                record = event.record  # type: ignore[union-attr]
+                return error.status, error_body(error, record, message), record
+            elif kind is Done:
+                done: Done = event  # type: ignore[assignment]
+                return 200, _completion(request_id, done, "".join(text), calls), done.record
+    raise RuntimeError("event stream ended without Done or Failed")
+
+
+def _completion(
+    request_id: str, done: Done, text: str, calls: dict[int, _ToolCall]
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
+    if calls:
+        message["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": "".join(c.arguments)},
+            }
+            for _, c in sorted(calls.items())
+        ]
+    return {
+        "id": request_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": done.model,
+        "system_fingerprint": None,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": done.finish_reason}
+        ],
+        "usage": _usage(done.usage),
+        "llmgate": _record(done.record),
+    }
