@@ -73,7 +73,8 @@ def record_summary(record: RequestRecord) -> str:
     parts = []
     for a in record.attempts:
         parts.append(f"{a.target}:{a.outcome}" + (f":{a.error_type}" if a.error_type else ""))
-    return ",".join(parts)
+    # Targets may name client-chosen models; a header must stay ASCII.
+    return ",".join(parts).encode("ascii", "backslashreplace").decode()
 
 
 class ChunkEncoder:

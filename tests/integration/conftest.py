@@ -1,0 +1,103 @@
+"""A real gateway on 127.0.0.1 (uvicorn in a thread) in front of a fake upstream."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+import uvicorn
+
+from providers import decode_config
+from server.app import create_app
+from tests.fakes.openai_upstream import FakeUpstream
+
+# Short timeouts and backoffs so failure tests finish in milliseconds.
+FAST_POLICY: dict[str, Any] = {
+    "max_retries": 2,
+    "backoff_base_s": 0.001,
+    "backoff_max_s": 0.005,
+    "max_retry_after_s": 1.0,
+    "connect_timeout_s": 1.0,
+    "first_token_timeout_s": 0.5,
+    "stall_timeout_s": 0.3,
+    "request_timeout_s": 5.0,
+}
+KEY = "sk-test-master"
+
+
+class RunningGateway:
+    """The app served by uvicorn on a socket bound before the thread starts, so the
+    port is known and early connections simply wait in the listen backlog."""
+
+    def __init__(self, config: dict[str, Any], env: dict[str, str]) -> None:
+        app = create_app(decode_config(config, "test-config"), env=env)
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = self._sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.app = app
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+        self._thread.start()
+
+    def client(self, **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=KEY, max_retries=0, **kwargs)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def make_gateway(upstream: FakeUpstream) -> Iterator[Any]:
+    """``make_gateway(routes={...}, providers={...}, **sections)`` starts a gateway whose
+    provider ``up`` is the fake upstream (prefill-capable) and ``noprefill`` the same
+    upstream without prefill support."""
+    started: list[RunningGateway] = []
+
+    def make(
+        routes: dict[str, Any] | None = None,
+        providers: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        **sections: Any,
+    ) -> RunningGateway:
+        config = {
+            "defaults": dict(FAST_POLICY),
+            "providers": {
+                "up": {
+                    "kind": "openai",
+                    "base_url": upstream.base_url,
+                    "supports_prefill": True,
+                    "api_key_env": "UP_KEY",
+                },
+                "noprefill": {"kind": "openai", "base_url": upstream.base_url},
+                **(providers or {}),
+            },
+            "routes": {name: {**FAST_POLICY, **route} for name, route in (routes or {}).items()},
+            **sections,
+        }
+        gw = RunningGateway(
+            config, env if env is not None else {"LLMGATE_MASTER_KEY": KEY, "UP_KEY": "sk-upstream"}
+        )
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
