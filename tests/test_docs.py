@@ -1,0 +1,29 @@
+"""Every setting a user can write in the TOML file is documented in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from providers.config import ServerSettings
+from providers.mock import MockConfig
+from providers.openai import OpenAIConfig
+from router.policy import BreakerPolicy, RoutePolicy
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def settings() -> list[str]:
+    names = []
+    for struct in (RoutePolicy, BreakerPolicy, OpenAIConfig, MockConfig, ServerSettings):
+        names += [f.name for f in msgspec.structs.fields(struct)]  # type: ignore[arg-type]
+    return sorted(set(names))
+
+
+@pytest.mark.parametrize("name", settings())
+def test_setting_is_documented_in_the_readme(name: str) -> None:
+    assert f"`{name}`" in README or f"{name} =" in README or f".{name}`" in README, (
+        f"the setting {name!r} is not documented in README.md"
+    )
