@@ -21,5 +21,5 @@ def retry_delay(
         if retry_after > policy.max_retry_after_s:
             return None
         return max(retry_after, 0.0)
-    ceiling = min(policy.backoff_max_s, policy.backoff_base_s * (2**retry_number))
+    ceiling = min(policy.backoff_max_s, policy.backoff_base_s * 2.0**retry_number)
     return ceiling / 2 + rng() * ceiling / 2

@@ -10,7 +10,8 @@ in `Done`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 
 from router.backoff import retry_delay
 from router.breaker import CircuitBreaker
@@ -55,6 +56,7 @@ class _Run:
         "finish",
         "record",
         "switch_reason",
+        "t0",
         "tools",
         "usage",
     )
@@ -71,6 +73,7 @@ class _Run:
         self.current: str | None = None
         self.switch_reason = ""
         self.attempt_content = False
+        self.t0 = 0.0
 
     @property
     def mid_stream(self) -> bool:
@@ -100,6 +103,8 @@ class Engine:
         b = self._breakers.get(target)
         if b is None:
             b = self._breakers[target] = CircuitBreaker(policy.breaker)
+        else:  # keep the state, but follow the policy of the table being served (hot reload)
+            b.policy = policy.breaker
         return b
 
     def breaker_states(self) -> dict[str, str]:
@@ -107,7 +112,7 @@ class Engine:
 
     def stream(
         self, table: RoutingTable, model: str, request: ProviderRequest, *, request_id: str
-    ) -> AsyncIterator[list[Event]]:
+    ) -> AsyncGenerator[list[Event], None]:
         """Resolve ``model`` now (raising `NoSuchModel` at once) and return the event
         stream. Nothing is sent upstream until the stream is iterated."""
         route = table.resolve(model)
@@ -115,11 +120,12 @@ class Engine:
 
     async def _run(
         self, table: RoutingTable, route: ResolvedRoute, request: ProviderRequest, request_id: str
-    ) -> AsyncIterator[list[Event]]:
+    ) -> AsyncGenerator[list[Event], None]:
         policy = route.policy
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.request_timeout_s
         st = _Run(RequestRecord(request_id=request_id, route=route.name))
+        st.t0 = loop.time()
         now = self._clock()
         targets = [t for t in route.targets if self._usable(t, policy, now)]
         ignore_breakers = not targets
@@ -139,17 +145,21 @@ class Engine:
             provider = table.providers[target.provider]
             req, shape, splice = self._shape(policy, request, st, provider, target, no_prefill)
             attempt_no += 1
-            async for batch in self._attempt(
+            attempt = self._attempt(
                 st, target, provider, req, shape, splice, attempt_no, deadline, policy, breaker
-            ):
-                yield batch
+            )
+            # A consumer that stops early must close the upstream stream now, not whenever
+            # the abandoned generator is collected.
+            async with aclosing(attempt):
+                async for batch in attempt:
+                    yield batch
             err = st.error
             if err is None:
                 yield [Done(target.name, st.finish or "stop", st.usage, st.record)]
                 return
             st.errors.append((target.name, err))
             failed_mid_stream = st.attempt_content
-            if st.mid_stream:
+            if failed_mid_stream:  # a later failure before content must not rename the cause
                 st.switch_reason = err.reason
             retry_in: float | None = None
             if not err.fallback or (isinstance(err, UpstreamTimeout) and err.phase == "total"):
@@ -164,6 +174,8 @@ class Engine:
                 err.retryable
                 and tries < policy.max_retries
                 and not (failed_mid_stream and index + 1 < len(targets))
+                # Do not wait for a retry that this failure's open breaker would refuse.
+                and (ignore_breakers or breaker.allow_peek(self._clock()))
             ):
                 retry_in = retry_delay(policy, tries, err.retry_after, self._rng)
                 if retry_in is not None and loop.time() + retry_in >= deadline:
@@ -187,8 +199,7 @@ class Engine:
         yield [Failed(primary, st.mid_stream, st.usage, st.record, list(st.errors))]
 
     def _usable(self, target: Target, policy: RoutePolicy, now: float) -> bool:
-        b = self._breakers.get(target.name)
-        return b is None or b.allow_peek(now)
+        return self.breaker(target.name, policy).allow_peek(now)
 
     def _shape(
         self,
@@ -226,7 +237,7 @@ class Engine:
         deadline: float,
         policy: RoutePolicy,
         breaker: CircuitBreaker,
-    ) -> AsyncIterator[list[Event]]:
+    ) -> AsyncGenerator[list[Event], None]:
         rec = AttemptRecord(attempt=attempt_no, target=target.name, shape=shape)
         st.record.attempts.append(rec)
         st.error = None
@@ -234,6 +245,7 @@ class Engine:
         yield [AttemptStarted(attempt_no, target.name, shape)]
         loop = asyncio.get_running_loop()
         started = loop.time()
+        rec.start_ms = (started - st.t0) * 1000
         first_deadline = min(started + policy.first_token_timeout_s, deadline)
         when = first_deadline
         content = False

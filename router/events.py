@@ -81,6 +81,8 @@ class AttemptRecord(msgspec.Struct, kw_only=True):
     error_type: str | None = None
     error: str | None = None
     status: int | None = None
+    start_ms: float = 0.0
+    """When the attempt started, in ms since the request started."""
     ttft_ms: float | None = None
     duration_ms: float | None = None
     chars: int = 0
