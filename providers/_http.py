@@ -109,14 +109,35 @@ def transport_errors(provider: str, state: list[bool]) -> Iterator[None]:
     except httpx.TimeoutException as exc:
         # Some transports report every connection failure as ConnectTimeout; only a
         # real timeout underneath counts as one.
-        if exc.__cause__ is None or isinstance(exc.__cause__, TimeoutError):
-            phase = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
+        if _is_real_timeout(exc):
+            phase = (
+                "connect" if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)) else "read"
+            )
             raise UpstreamTimeout(
                 f"{provider} timed out ({phase})", phase=phase, provider=provider
             ) from exc
         _raise_broken(provider, state, exc)
     except (httpx.TransportError, httpx.StreamError) as exc:
         _raise_broken(provider, state, exc)
+
+
+def _is_real_timeout(exc: BaseException) -> bool:
+    """A timeout raised by the client itself, or one with a `TimeoutError` underneath.
+
+    httpx's own transport raises httpcore's timeout while handling the `TimeoutError`
+    (an implicit ``__context__``, one level further down); httpx-aiohttp reports a
+    dropped connection as ``ConnectTimeout`` caused by a non-timeout aiohttp error.
+    """
+    cause = exc.__cause__
+    if cause is None:
+        return True
+    for _ in range(8):  # a bounded walk: chains may be long or, in theory, cyclic
+        if cause is None:
+            break
+        if isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _raise_broken(provider: str, state: list[bool], exc: Exception) -> None:

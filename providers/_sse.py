@@ -12,12 +12,18 @@ class SSEParser:
     (possibly multi-line) ``data:`` fields, comments, LF or CRLF line ends.
     """
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_cr")
 
     def __init__(self) -> None:
         self._buf = b""
+        self._cr = False  # the last read ended in CR: a leading LF completes its CRLF
 
     def feed(self, data: bytes) -> list[tuple[bytes | None, bytes]]:
+        if self._cr and data[:1] == b"\n":
+            data = data[1:]
+            self._cr = False
+        if data:
+            self._cr = data.endswith(b"\r")
         buf = self._buf + data if self._buf else data
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")

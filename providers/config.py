@@ -7,7 +7,7 @@ all decode through these Structs, so an error names the same key path everywhere
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -65,8 +65,7 @@ def _expected(cls: Any, field: str) -> str:
     """For a rejected enum-like value, the values that would have been accepted."""
     if field == "kind":
         return "; expected one of " + ", ".join(
-            msgspec.inspect.type_info(t).tag
-            for t in ProviderConfig.__args__  # type: ignore[attr-defined]
+            str(t.__struct_config__.tag) for t in get_args(ProviderConfig)
         )
     for info in getattr(msgspec.inspect.type_info(cls), "fields", ()):
         if info.name == field and isinstance(info.type, msgspec.inspect.LiteralType):

@@ -122,8 +122,11 @@ class MockProvider:
         if partial and full.startswith(partial):
             text = full[len(partial) :]
             if user_turn and cfg.overlap_words:
-                repeated = " ".join(partial.split(" ")[-cfg.overlap_words :])
-                text = repeated + text
+                # The last words with the spacing that follows them, so a partial
+                # ending in a space still repeats ``overlap_words`` whole words.
+                head = partial.rstrip(" ")
+                repeated = " ".join(head.split(" ")[-cfg.overlap_words :])
+                text = repeated + partial[len(head) :] + text
         words = [w + " " for w in text.split(" ")]
         words[-1] = words[-1][:-1]
         delay = cfg.token_latency_ms / 1000

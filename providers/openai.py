@@ -15,6 +15,7 @@ from router.errors import (
     ContentFiltered,
     ContextLengthExceeded,
     MalformedResponse,
+    ProviderError,
     StreamErrorEvent,
     StreamInterrupted,
 )
@@ -142,13 +143,21 @@ class OpenAIProvider:
                 done = finished = False
                 async for data in response.aiter_raw():
                     batch: list[Chunk] = []
-                    for _event, payload in parser.feed(data):
-                        if payload == b"[DONE]":
-                            done = True
-                        else:
-                            finished |= self._translate(payload, batch)
+                    error: ProviderError | None = None
+                    try:
+                        for _event, payload in parser.feed(data):
+                            if payload == b"[DONE]":
+                                done = True
+                            else:
+                                finished |= self._translate(payload, batch)
+                    except ProviderError as exc:
+                        # Content that arrived in the same read as a bad event was
+                        # still delivered by the upstream: pass it on before failing.
+                        error = exc
                     if batch:
                         yield batch
+                    if error is not None:
+                        raise error
                 if not (done or (finished and not parser.pending)):
                     raise StreamInterrupted(
                         f"{self.name} stream ended without [DONE] or a finish_reason",

@@ -1,0 +1,371 @@
+"""A fake OpenAI-compatible upstream: a real HTTP/1.1 server on 127.0.0.1.
+
+Written on raw asyncio streams rather than a web framework so that it can misbehave at
+the byte level: cut a chunked body mid-stream, stall, reset the TCP connection, send
+garbage. It runs its own event loop in a daemon thread, so async tests (an adapter
+over a real client) and sync tests (the ``openai`` SDK against a gateway) share it::
+
+    with FakeUpstream() as upstream:
+        upstream.script("gpt-x", Status(429), Stream(["Hel", "lo"]))
+        ...  # POST {upstream.base_url}/chat/completions with model "gpt-x"
+        assert upstream.requests_for("gpt-x")[0]["stream"] is True
+
+Each request for a model pops the next scripted behaviour; the last one repeats
+forever. A model that was never scripted answers 404 ``model_not_found``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import struct
+import threading
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = ["Behaviour", "End", "FakeUpstream", "Hang", "Reset", "Status", "Stream"]
+
+
+End = Literal["done", "cut", "stall", "no_done", "malformed", "error_event"]
+
+
+class Stream(msgspec.Struct, frozen=True):
+    """A 200 ``text/event-stream`` of ``chat.completion.chunk`` events.
+
+    ``text`` pieces are one event each, ``delay_s`` apart; ``first_delay_s`` passes
+    between the response headers and the first event. After ``after`` pieces (None:
+    all of them) the stream ends as ``end`` says:
+
+    - ``done``: finish_reason chunk, usage chunk (if the request asked), ``[DONE]``;
+    - ``cut``: the TCP connection closes without the chunked body's terminator;
+    - ``stall``: nothing more is sent until the client goes away;
+    - ``no_done``: the body ends cleanly with neither finish_reason nor ``[DONE]``;
+    - ``malformed``: ``data: {not json`` then the connection closes;
+    - ``error_event``: an in-band ``{"error": ...}`` event, then the body ends.
+
+    ``tool_calls`` are ``(id, name, arguments_json)``, streamed after the text as
+    OpenAI's incremental deltas; ``finish_reason`` then defaults to ``tool_calls``.
+    """
+
+    text: list[str]
+    delay_s: float = 0.0
+    first_delay_s: float = 0.0
+    end: End = "done"
+    after: int | None = None
+    usage: bool = True
+    tool_calls: list[tuple[str, str, str]] | None = None
+    finish_reason: str | None = None
+
+
+class Status(msgspec.Struct, frozen=True):
+    """A JSON error response; ``body`` defaults to OpenAI's ``{"error": {...}}`` shape."""
+
+    code: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
+
+class Reset(msgspec.Struct, frozen=True):
+    """Read the request, then reset the connection (TCP RST) without any response."""
+
+
+class Hang(msgspec.Struct, frozen=True):
+    """Read the request and never answer."""
+
+
+Behaviour = Stream | Status | Reset | Hang
+
+_ERROR_KINDS = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "permission_denied"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def _reason(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:  # 529 and other vendor codes
+        return "Error"
+
+
+def _frame(data: bytes) -> bytes:
+    """One chunk of a ``transfer-encoding: chunked`` body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _event(obj: Any) -> bytes:
+    return _frame(b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n")
+
+
+class FakeUpstream:
+    """The server. ``start()``/``stop()``, or use it as a context manager."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        """Decoded JSON request bodies, in arrival order."""
+        self.headers: list[dict[str, str]] = []
+        """Request headers (lower-cased names), parallel to ``requests``."""
+        self.connections = 0
+        """TCP connections accepted so far (keep-alive reuse keeps this low)."""
+        self.port = 0
+        self._scripts: dict[str, list[Behaviour]] = {}
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, model: str, *behaviours: Behaviour) -> None:
+        """Answer the next requests for ``model`` with these, the last one forever."""
+        if not behaviours:
+            raise ValueError("script() needs at least one behaviour")
+        with self._lock:
+            self._scripts[model] = list(behaviours)
+
+    def requests_for(self, model: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if r.get("model") == model]
+
+    def headers_for(self, model: str) -> list[dict[str, str]]:
+        with self._lock:
+            return [
+                h
+                for r, h in zip(self.requests, self.headers, strict=True)
+                if r.get("model") == model
+            ]
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> FakeUpstream:
+        self._thread = threading.Thread(target=self._run, name="fake-upstream", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if not self.port:
+            raise RuntimeError("the fake upstream failed to start; see the thread's traceback")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(
+        self, exc: type[BaseException] | None, val: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._serve())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            self._ready.set()  # never leave start() waiting
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        server = await asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=512)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stopping.wait()
+        server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await server.wait_closed()
+
+    # -- one connection -------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self.connections += 1
+        try:
+            # Keep-alive: serve requests one after another until one says to close.
+            while await self._request(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the server is stopping
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Serve one request; False once the connection must close."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        method = request_line.partition(" ")[0]
+        try:
+            data = json.loads(body) if method == "POST" else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            await self._status(writer, Status(400 if method == "POST" else 404))
+            return True
+        with self._lock:
+            self.requests.append(data)
+            self.headers.append(headers)
+            model = str(data.get("model"))
+            script = self._scripts.get(model)
+            behaviour: Behaviour = (
+                (script.pop(0) if len(script) > 1 else script[0]) if script else Status(404)
+            )
+        keep_alive = headers.get("connection", "").lower() != "close"
+        match behaviour:
+            case Status():
+                await self._status(writer, behaviour)
+                return keep_alive
+            case Stream():
+                return await self._stream(reader, writer, behaviour, data) and keep_alive
+            case Reset():
+                # SO_LINGER with a zero timeout turns close() into a TCP RST.
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                return False
+            case Hang():
+                await _until_client_leaves(reader)
+                return False
+
+    async def _status(self, writer: asyncio.StreamWriter, status: Status) -> None:
+        kind, code = _ERROR_KINDS.get(status.code, ("server_error", None))
+        body = status.body or {
+            "error": {"message": f"fake upstream says {status.code}", "type": kind, "code": code}
+        }
+        payload = json.dumps(body).encode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (status.headers or {}).items())
+        writer.write(
+            f"HTTP/1.1 {status.code} {_reason(status.code)}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n"
+            f"{extra}\r\n".encode()
+            + payload
+        )
+        await writer.drain()
+
+    async def _stream(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        s: Stream,
+        request: dict[str, Any],
+    ) -> bool:
+        """Send a streamed answer; False if the connection was left unusable."""
+        model = request.get("model")
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+        }
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            return _event(
+                {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            )
+
+        # Bytes with no delay between them go out in one write, as a bursty upstream's
+        # do: a client then reads several events at once, deterministically.
+        pending = bytearray()
+
+        async def send(data: bytes, delay: float = 0.0) -> None:
+            if delay:
+                await flush()
+                await asyncio.sleep(delay)
+            pending.extend(data)
+
+        async def flush() -> None:
+            writer.write(bytes(pending))
+            pending.clear()
+            await writer.drain()
+
+        await send(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        await send(chunk({"role": "assistant", "content": ""}), s.first_delay_s)
+        pieces = s.text if s.after is None else s.text[: s.after]
+        for i, piece in enumerate(pieces):
+            await send(chunk({"content": piece}), s.delay_s if i else 0.0)
+        match s.end:
+            case "cut":
+                await flush()
+                return False
+            case "stall":
+                await flush()
+                await _until_client_leaves(reader)
+                return False
+            case "malformed":
+                await send(_frame(b"data: {not json\n\n"))
+                await flush()
+                return False
+            case "no_done":
+                await send(b"0\r\n\r\n")
+                await flush()
+                return True
+            case "error_event":
+                error = {
+                    "message": "The server had an error while processing your request.",
+                    "type": "server_error",
+                }
+                await send(_event({"error": error}) + b"0\r\n\r\n")
+                await flush()
+                return True
+        for index, (call_id, name, arguments) in enumerate(s.tool_calls or []):
+            start = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
+            await send(chunk({"tool_calls": [start]}))
+            step = max(len(arguments) // 3, 1)
+            for i in range(0, len(arguments), step):
+                part = {"index": index, "function": {"arguments": arguments[i : i + step]}}
+                await send(chunk({"tool_calls": [part]}))
+        finish = s.finish_reason or ("tool_calls" if s.tool_calls else "stop")
+        tail = chunk({}, finish)
+        options = request.get("stream_options") or {}
+        if s.usage and options.get("include_usage"):
+            completion = len(s.text) + len(s.tool_calls or [])
+            usage = {
+                "prompt_tokens": 10,
+                "completion_tokens": completion,
+                "total_tokens": 10 + completion,
+            }
+            tail += _event({**base, "choices": [], "usage": usage})
+        await send(tail + _frame(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        await flush()
+        return True
+
+
+async def _until_client_leaves(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
