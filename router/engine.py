@@ -164,6 +164,8 @@ class Engine:
             retry_in: float | None = None
             if not err.fallback or (isinstance(err, UpstreamTimeout) and err.phase == "total"):
                 stop = err
+            elif policy.fallback_on is not None and err.reason not in policy.fallback_on:
+                stop = err
             elif st.mid_stream and policy.stream_fallback_mode == "terminate":
                 stop = err
             elif shape == "prefill" and isinstance(err, InvalidRequest) and not failed_mid_stream:

@@ -10,6 +10,19 @@ from msgspec import Meta
 __all__ = ["BreakerPolicy", "RoutePolicy", "Target", "parse_target"]
 
 PositiveSeconds = Annotated[float, Meta(gt=0, le=86400)]
+Reason = Literal[
+    "rate_limited",
+    "upstream_unavailable",
+    "connect_failed",
+    "timeout",
+    "stream_interrupted",
+    "malformed_response",
+    "stream_error_event",
+    "upstream_auth_failed",
+    "model_not_found",
+    "context_length_exceeded",
+    "invalid_request",
+]
 TargetName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]+/.+$", min_length=3, max_length=256)]
 
 
@@ -38,6 +51,9 @@ class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     stall_timeout_s: PositiveSeconds = 30.0
     request_timeout_s: PositiveSeconds = 300.0
     breaker: BreakerPolicy = BreakerPolicy()
+    fallback_on: frozenset[Reason] | None = None
+    """Failure reasons that may be retried or fall back; any other failure is returned
+    at once. Unset: every retryable or fallback-able failure (see router.errors)."""
 
 
 class Target(msgspec.Struct, frozen=True, gc=False):

@@ -429,3 +429,29 @@ async def test_closing_the_stream_early_closes_the_provider_stream(engine: Engin
 
     assert a.closed == 1
     assert engine.breaker_states() == {"a/m": "closed"}
+
+
+# --- fallback_on -----------------------------------------------------------------------
+
+
+async def test_failure_outside_fallback_on_is_returned_at_once(engine: Engine) -> None:
+    a = FakeProvider("a", fail(down()))
+    b = FakeProvider("b", answer("never"))
+
+    last = await final(engine, table(route("a", "b", fallback_on=frozenset({"timeout"})), a, b))
+
+    assert isinstance(last, Failed) and isinstance(last.error, UpstreamUnavailable)
+    assert (len(a.calls), len(b.calls)) == (1, 0)
+
+
+async def test_failure_inside_fallback_on_still_retries_and_falls_back(
+    engine: Engine, sleep: RecordingSleep
+) -> None:
+    a = FakeProvider("a", fail(down()), fail(down()))
+    b = FakeProvider("b", answer("hi"))
+    policy = route("a", "b", max_retries=1, fallback_on=frozenset({"upstream_unavailable"}))
+
+    last = await final(engine, table(policy, a, b))
+
+    assert isinstance(last, Done) and last.model == "b/m"
+    assert len(a.calls) == 2
