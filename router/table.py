@@ -10,7 +10,26 @@ from router.errors import ConfigError, NoSuchModel
 from router.policy import RoutePolicy, Target, parse_target
 from router.provider import Provider
 
-__all__ = ["ResolvedRoute", "RoutingTable"]
+__all__ = ["BARE_PREFIXES", "ResolvedRoute", "RoutingTable", "bare_provider"]
+
+# Model names without a provider resolve by prefix, as the seed library does.
+BARE_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("claude-", "anthropic"),
+    ("gemini-", "gemini"),
+    ("gpt-", "openai"),
+    ("chatgpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+)
+
+
+def bare_provider(model: str) -> str | None:
+    """The provider a bare model name (no ``provider/``) belongs to, if known."""
+    for prefix, provider in BARE_PREFIXES:
+        if model.startswith(prefix):
+            return provider
+    return None
 
 
 class ResolvedRoute(msgspec.Struct, frozen=True, gc=False):
@@ -54,9 +73,12 @@ class RoutingTable:
         if route is not None:
             return route
         provider, sep, name = model.partition("/")
-        if sep and name and provider in self.providers:
-            policy = msgspec.structs.replace(self.default_policy, targets=[model])
-            return ResolvedRoute(model, policy, (Target(provider, name),))
+        if not sep:
+            provider, name = bare_provider(model) or "", model
+        if name and provider in self.providers:
+            target = Target(provider, name)
+            policy = msgspec.structs.replace(self.default_policy, targets=[target.name])
+            return ResolvedRoute(model, policy, (target,))
         raise NoSuchModel(
             f"The model {model!r} does not exist: it is neither a route nor a "
             f"provider/model target of a configured provider.",

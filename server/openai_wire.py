@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from router.collect import Answer, fold
 from router.errors import LLMGateError, ProviderError
 from router.events import (
     AttemptStarted,
@@ -201,56 +202,24 @@ def _usage(usage: Usage) -> dict[str, Any]:
     return body
 
 
-class _ToolCall:
-    __slots__ = ("arguments", "id", "name")
-
-    def __init__(self) -> None:
-        self.id = ""
-        self.name = ""
-        self.arguments: list[str] = []
-
-
 def collect_response(
     request_id: str, batches: list[list[Event]]
 ) -> tuple[int, dict[str, Any], RequestRecord]:
     """Fold a whole event stream into a ``chat.completion`` (or error) body."""
-    text: list[str] = []
-    calls: dict[int, _ToolCall] = {}
-    for batch in batches:
-        for event in batch:
-            kind = type(event)
-            if kind is TextDelta:
-                text.append(event.text)  # type: ignore[union-attr]
-            elif kind is ToolCallDelta:
-                call = calls.setdefault(event.index, _ToolCall())  # type: ignore[union-attr]
-                call.id = event.id or call.id  # type: ignore[union-attr]
-                call.name = event.name or call.name  # type: ignore[union-attr]
-                call.arguments.append(event.arguments)  # type: ignore[union-attr]
-            elif kind is Reset:
-                text.clear()
-                calls.clear()
-            elif kind is Failed:
-                error, message = describe_failure(event)  # type: ignore[arg-type]
-                record = event.record  # type: ignore[union-attr]
-                return error.status, error_body(error, record, message), record
-            elif kind is Done:
-                done: Done = event  # type: ignore[assignment]
-                return 200, _completion(request_id, done, "".join(text), calls), done.record
-    raise RuntimeError("event stream ended without Done or Failed")
+    outcome = fold(batches)
+    if isinstance(outcome, Failed):
+        error, message = describe_failure(outcome)
+        return error.status, error_body(error, outcome.record, message), outcome.record
+    return 200, _completion(request_id, outcome), outcome.done.record
 
 
-def _completion(
-    request_id: str, done: Done, text: str, calls: dict[int, _ToolCall]
-) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
-    if calls:
+def _completion(request_id: str, answer: Answer) -> dict[str, Any]:
+    done = answer.done
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text or None, "refusal": None}
+    if answer.tool_calls:
         message["tool_calls"] = [
-            {
-                "id": c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": "".join(c.arguments)},
-            }
-            for _, c in sorted(calls.items())
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in answer.tool_calls
         ]
     return {
         "id": request_id,

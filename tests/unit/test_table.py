@@ -68,3 +68,23 @@ def test_model_ids_lists_routes_then_each_distinct_target() -> None:
     )
 
     assert table.model_ids() == ["smart", "cheap", "a/x", "b/y"]
+
+
+@pytest.mark.parametrize(
+    ("model", "target"),
+    [
+        ("claude-3-5-haiku-20241022", "anthropic/claude-3-5-haiku-20241022"),
+        ("gemini-2.0-flash", "gemini/gemini-2.0-flash"),
+        ("gpt-4o-mini", "openai/gpt-4o-mini"),
+        ("o3-mini", "openai/o3-mini"),
+    ],
+)
+def test_bare_model_names_resolve_to_their_provider_by_prefix(model: str, target: str) -> None:
+    providers = {name: FakeProvider(name) for name in ("anthropic", "gemini", "openai")}
+    resolved = RoutingTable(providers, {}).resolve(model)
+    assert [t.name for t in resolved.targets] == [target]
+
+
+def test_bare_model_name_of_an_unconfigured_provider_is_unknown() -> None:
+    with pytest.raises(NoSuchModel, match="'claude-3-opus'"):
+        RoutingTable({"openai": FakeProvider("openai")}, {}).resolve("claude-3-opus")

@@ -1,0 +1,53 @@
+"""Folding a whole event stream into one answer, for non-streaming consumers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from router.events import Done, Event, Failed, Reset, TextDelta, ToolCallDelta
+
+__all__ = ["Answer", "ToolCall", "fold"]
+
+
+class ToolCall(msgspec.Struct):
+    id: str
+    name: str
+    arguments: str
+
+
+class Answer(msgspec.Struct):
+    """What a complete stream said: its text and tool calls, and how it ended."""
+
+    text: str
+    tool_calls: list[ToolCall]
+    done: Done
+
+
+def fold(batches: Iterable[list[Event]]) -> Answer | Failed:
+    """The final answer, or the `Failed` event. A `Reset` discards what came before it."""
+    text: list[str] = []
+    calls: dict[int, list[str]] = {}
+    heads: dict[int, tuple[str, str]] = {}
+    for batch in batches:
+        for event in batch:
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, ToolCallDelta):
+                id_, name = heads.get(event.index, ("", ""))
+                heads[event.index] = (event.id or id_, event.name or name)
+                calls.setdefault(event.index, []).append(event.arguments)
+            elif isinstance(event, Reset):
+                text.clear()
+                calls.clear()
+                heads.clear()
+            elif isinstance(event, Failed):
+                return event
+            elif isinstance(event, Done):
+                tool_calls = [
+                    ToolCall(heads[i][0], heads[i][1], "".join(parts))
+                    for i, parts in sorted(calls.items())
+                ]
+                return Answer("".join(text), tool_calls, event)
+    raise RuntimeError("event stream ended without Done or Failed")
