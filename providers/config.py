@@ -16,7 +16,14 @@ from providers.openai import OpenAIConfig
 from router.errors import ConfigError
 from router.policy import RoutePolicy
 
-__all__ = ["GatewayConfig", "ProviderConfig", "ServerSettings", "decode_config", "load_config"]
+__all__ = [
+    "GatewayConfig",
+    "ProviderConfig",
+    "ServerSettings",
+    "convert",
+    "decode_config",
+    "load_config",
+]
 
 ProviderConfig = OpenAIConfig | MockConfig
 
@@ -73,7 +80,8 @@ def _expected(cls: Any, field: str) -> str:
     return ""
 
 
-def _convert(value: Any, cls: Any, where: str, key: str) -> Any:
+def convert(value: Any, cls: Any, where: str, key: str) -> Any:
+    """Validate ``value`` as ``cls``; a `ConfigError` names ``where`` and the key path."""
     try:
         return msgspec.convert(value, cls)
     except msgspec.ValidationError as exc:
@@ -105,14 +113,14 @@ def decode_config(data: Any, where: str = "config") -> GatewayConfig:
             raise ConfigError("expected a table", where=f"{where}: {section}")
         tables[section] = table
     config = GatewayConfig(
-        server=_convert(data.get("server", {}), ServerSettings, where, "server"),
-        defaults=_convert(data.get("defaults", {}), RoutePolicy, where, "defaults"),
+        server=convert(data.get("server", {}), ServerSettings, where, "server"),
+        defaults=convert(data.get("defaults", {}), RoutePolicy, where, "defaults"),
         providers={
-            n: _convert(v, ProviderConfig, where, f"providers.{n}")
+            n: convert(v, ProviderConfig, where, f"providers.{n}")
             for n, v in tables["providers"].items()
         },
         routes={
-            n: _convert(v, RoutePolicy, where, f"routes.{n}") for n, v in tables["routes"].items()
+            n: convert(v, RoutePolicy, where, f"routes.{n}") for n, v in tables["routes"].items()
         },
     )
     return config.validate(where)

@@ -1,0 +1,64 @@
+"""llmgate as a library: the service's routing engine, in-process.
+
+    from llmgate import completion
+
+    for chunk in completion("gpt-4o-mini", messages, stream=True):
+        print(chunk.delta, end="", flush=True)
+
+``model`` is a target (``"groq/llama-3.3-70b-versatile"``; bare ``gpt-*``,
+``claude-*`` and ``gemini-*`` names resolve to their provider) or a list of them, tried
+in order, with mid-stream recovery per ``stream_fallback_mode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from llmgate import middleware
+from llmgate._gate import LLMGate
+from llmgate.errors import *  # noqa: F403
+from llmgate.errors import __all__ as _errors
+from llmgate.types import Call, CompletionResponse, StreamChunk, ToolCall, Usage
+
+__all__ = [
+    "Call",
+    "CompletionResponse",
+    "LLMGate",
+    "StreamChunk",
+    "ToolCall",
+    "Usage",
+    "acompletion",
+    "completion",
+    "middleware",
+    *_errors,
+]
+
+
+def completion(
+    model: str | list[str], messages: list[dict[str, Any]], *, stream: bool = False, **options: Any
+) -> CompletionResponse | Iterator[StreamChunk]:
+    """One call with a throwaway `LLMGate`. Options: ``stream_fallback_mode``
+    (restart | prefill | user_turn | terminate; default restart),
+    ``stream_resume_prompt``, ``response_format``, ``fallback_on``, ``api_key``,
+    ``api_base``, and request parameters (``temperature``, ``max_tokens``, ``tools``...).
+    """
+    gate = LLMGate()
+    if stream:
+        return _closing(gate, gate.stream(model, messages, **options))
+    with gate:
+        return gate.completion(model, messages, **options)
+
+
+async def acompletion(
+    model: str | list[str], messages: list[dict[str, Any]], *, stream: bool = False, **options: Any
+) -> CompletionResponse | AsyncIterator[StreamChunk]:
+    """The async `completion`: ``await`` it; with ``stream=True`` iterate the result."""
+    return await LLMGate().acompletion(model, messages, stream=stream, **options)
+
+
+def _closing(gate: LLMGate, chunks: Iterator[StreamChunk]) -> Iterator[StreamChunk]:
+    try:
+        yield from chunks
+    finally:
+        gate.close()

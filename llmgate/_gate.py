@@ -1,0 +1,359 @@
+"""`LLMGate`: the library's entry point, a thin facade over the engine and adapters."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import typing
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from llmgate import _structured
+from llmgate._bridge import LoopThread
+from llmgate.errors import AllProvidersFailedError, LLMGateError, RequestError
+from llmgate.middleware import Middleware
+from llmgate.types import Call, CompletionResponse, StreamChunk
+from providers import build_provider, make_client
+from providers.config import GatewayConfig, ProviderConfig, convert, decode_config, load_config
+from providers.presets import PRESETS
+from router.collect import fold
+from router.engine import Engine
+from router.errors import ProviderError
+from router.events import (
+    AttemptFailed,
+    AttemptStarted,
+    Done,
+    Event,
+    Failed,
+    Reset,
+    StreamSwitch,
+    TextDelta,
+    ToolCallDelta,
+)
+from router.policy import Reason, RoutePolicy
+from router.provider import ProviderRequest
+from router.table import RoutingTable, bare_provider
+
+__all__ = ["LLMGate"]
+
+_POLICY_KEYS = frozenset(f.name for f in msgspec.structs.fields(RoutePolicy)) - {"targets"}
+_REASONS = frozenset(typing.get_args(Reason))
+
+
+def _subclasses(cls: type[ProviderError]) -> list[type[ProviderError]]:
+    out = [cls]
+    sub: type[ProviderError]
+    for sub in cls.__subclasses__():
+        out += _subclasses(sub)
+    return out
+
+
+def _reasons(fallback_on: Any) -> list[str] | None:
+    """``fallback_on`` as reason names: error classes (with their subclasses) or names."""
+    if fallback_on is None:
+        return None
+    reasons: set[str] = set()
+    for item in fallback_on:
+        if isinstance(item, str):
+            reasons.add(item)
+        elif isinstance(item, type) and issubclass(item, ProviderError):
+            reasons |= {c.reason for c in _subclasses(item)} & _REASONS
+        else:
+            raise RequestError(
+                f"fallback_on takes error classes or reason names; got {item!r}",
+                param="fallback_on",
+            )
+    return sorted(reasons)
+
+
+class _Plan(msgspec.Struct):
+    route: str
+    policy: RoutePolicy
+    providers: dict[str, ProviderConfig]
+    env: dict[str, str]
+
+
+class LLMGate:
+    """Routes calls in-process with the same engine and adapters as the service.
+
+    Providers and routes come from a TOML file (``config="llmgate.toml"``, the
+    service's format) and/or dicts with the same keys as its tables
+    (``providers={"local": {"kind": "openai", "base_url": "..."}}``). Other keyword
+    arguments are defaults: route policy keys (``max_retries``, ``stall_timeout_s``,
+    ...) or request parameters (``temperature``, ``max_tokens``, ...).
+    Well-known providers (openai, groq, together, mistral, ...) need no configuration.
+    """
+
+    def __init__(
+        self,
+        middleware: list[Middleware] | None = None,
+        *,
+        providers: dict[str, Any] | None = None,
+        routes: dict[str, Any] | None = None,
+        config: str | Path | None = None,
+        **defaults: Any,
+    ) -> None:
+        base = load_config(config) if config is not None else GatewayConfig()
+        if providers or routes:
+            data = msgspec.to_builtins(base)
+            data["providers"] = {**data.get("providers", {}), **(providers or {})}
+            data["routes"] = {**data.get("routes", {}), **(routes or {})}
+            base = decode_config(data, "LLMGate")
+        self._config = base
+        overrides = {k: v for k, v in defaults.items() if k in _POLICY_KEYS}
+        self._params = {k: v for k, v in defaults.items() if k not in _POLICY_KEYS}
+        self._policy: RoutePolicy = convert(
+            {**msgspec.to_builtins(base.defaults), **overrides}, RoutePolicy, "LLMGate", "defaults"
+        )
+        self._middleware = list(middleware or [])
+        self._engine = Engine(clock=time.monotonic, rng=random.random)
+        self._loop: LoopThread | None = None
+
+    # --- public API ---------------------------------------------------------------
+
+    async def acompletion(
+        self,
+        model: str | list[str],
+        messages: list[dict[str, Any]],
+        *,
+        stream: bool = False,
+        **options: Any,
+    ) -> CompletionResponse | AsyncIterator[StreamChunk]:
+        """Await an answer; with ``stream=True``, an async iterator of `StreamChunk`."""
+        call = self._call(model, messages, stream, options)
+        if stream:
+            return self._stream_chain(0, call)
+        return await self._completion_chain(0, call)
+
+    def completion(
+        self,
+        model: str | list[str],
+        messages: list[dict[str, Any]],
+        *,
+        stream: bool = False,
+        **options: Any,
+    ) -> CompletionResponse | Iterator[StreamChunk]:
+        """The synchronous `acompletion`; with ``stream=True``, an iterator of chunks."""
+        call = self._call(model, messages, stream, options)
+        loop = self._loop_thread()
+        if stream:
+            return loop.iterate(self._stream_chain(0, call))
+        return loop.run(self._completion_chain(0, call))
+
+    def stream(
+        self, model: str | list[str], messages: list[dict[str, Any]], **options: Any
+    ) -> Iterator[StreamChunk]:
+        call = self._call(model, messages, True, options)
+        return self._loop_thread().iterate(self._stream_chain(0, call))
+
+    def astream(
+        self, model: str | list[str], messages: list[dict[str, Any]], **options: Any
+    ) -> AsyncIterator[StreamChunk]:
+        return self._stream_chain(0, self._call(model, messages, True, options))
+
+    def close(self) -> None:
+        """Stop the private event loop that synchronous calls use, if one was started."""
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def __enter__(self) -> LLMGate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- calls -------------------------------------------------------------------
+
+    def _call(self, model: Any, messages: Any, stream: bool, options: dict[str, Any]) -> Call:
+        own = {k: options.pop(k) for k in list(options) if k in Call.__struct_fields__}
+        call = Call(model=model, messages=messages, stream=stream, params=options, **own)
+        if stream and call.response_format is not None:
+            raise RequestError(
+                "stream=True cannot be combined with response_format=: structured output "
+                "needs the complete answer to validate it.",
+                param="response_format",
+            )
+        if not isinstance(messages, list) or not messages:
+            raise RequestError("messages must be a non-empty list", param="messages")
+        self._plan(call)  # every configuration error surfaces now, before any network call
+        return call
+
+    def _loop_thread(self) -> LoopThread:
+        if self._loop is None:
+            self._loop = LoopThread()
+        return self._loop
+
+    def _stream_chain(self, index: int, call: Call) -> AsyncIterator[StreamChunk]:
+        if index == len(self._middleware):
+            return self._stream(call)
+        return self._middleware[index].astream(call, lambda c: self._stream_chain(index + 1, c))
+
+    async def _completion_chain(self, index: int, call: Call) -> CompletionResponse:
+        if index == len(self._middleware):
+            return await self._complete(call)
+        return await self._middleware[index].acompletion(
+            call, lambda c: self._completion_chain(index + 1, c)
+        )
+
+    # --- planning ------------------------------------------------------------------
+
+    def _plan(self, call: Call) -> _Plan:
+        models = [call.model] if isinstance(call.model, str) else list(call.model)
+        if not models or not all(isinstance(m, str) and m for m in models):
+            raise RequestError(
+                "model must be a model name or a non-empty list of them", param="model"
+            )
+        overrides: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("stream_fallback_mode", call.stream_fallback_mode),
+                ("stream_resume_prompt", call.stream_resume_prompt),
+                ("fallback_on", _reasons(call.fallback_on)),
+            )
+            if v is not None
+        }
+        route = self._config.routes.get(models[0]) if len(models) == 1 else None
+        if route is not None:
+            name, base = models[0], msgspec.to_builtins(route)
+        else:
+            name = models[0] if len(models) == 1 else "fallback"
+            base = {
+                **msgspec.to_builtins(self._policy),
+                "targets": [self._target(m) for m in models],
+            }
+        policy: RoutePolicy = convert({**base, **overrides}, RoutePolicy, "call", "options")
+        env = dict(os.environ)
+        providers = {}
+        for target in policy.targets:
+            provider = target.partition("/")[0]
+            providers[provider] = self._provider(provider, call, env)
+        return _Plan(name, policy, providers, env)
+
+    def _target(self, model: str) -> str:
+        provider, sep, _ = model.partition("/")
+        if sep and (provider in self._config.providers or provider in PRESETS):
+            return model
+        bare = bare_provider(model)
+        if bare is None:
+            raise RequestError(
+                f"cannot tell which provider serves {model!r}: name it as provider/model "
+                f"(configured: {', '.join(sorted(self._config.providers)) or 'none'}; "
+                f"built in: {', '.join(sorted(PRESETS))})",
+                param="model",
+            )
+        return f"{bare}/{model}"
+
+    def _provider(self, name: str, call: Call, env: dict[str, str]) -> ProviderConfig:
+        config = self._config.providers.get(name)
+        if config is None:
+            if name not in PRESETS:
+                raise RequestError(f"unknown provider {name!r}", param="model")
+            config = convert(PRESETS[name], ProviderConfig, "presets", name)
+            # Like the official SDKs' OPENAI_BASE_URL: point a preset elsewhere.
+            url = env.get(f"{name.upper()}_BASE_URL")
+            if url and hasattr(config, "base_url"):
+                config = msgspec.structs.replace(config, base_url=url)
+        if call.api_base is not None and hasattr(config, "base_url"):
+            config = msgspec.structs.replace(config, base_url=call.api_base)
+        if call.api_key is not None and hasattr(config, "api_key_env"):
+            key_env = getattr(config, "api_key_env", None) or "LLMGATE_CALL_API_KEY"
+            config = msgspec.structs.replace(config, api_key_env=key_env)
+            env[key_env] = call.api_key
+        return config
+
+    # --- running -------------------------------------------------------------------
+
+    async def _events(self, call: Call, plan: _Plan) -> AsyncIterator[list[Event]]:
+        params = {**self._params, **call.params}
+        if call.response_format is not None:
+            params["response_format"] = _structured.wire_format(call.response_format)
+        async with make_client() as client:
+            providers = {
+                n: build_provider(n, c, client, plan.env) for n, c in plan.providers.items()
+            }
+            table = RoutingTable(providers, {plan.route: plan.policy})
+            request = ProviderRequest(call.messages, params)
+            request_id = "lib-" + os.urandom(8).hex()
+            async for batch in self._engine.stream(
+                table, plan.route, request, request_id=request_id
+            ):
+                yield batch
+
+    async def _stream(self, call: Call) -> AsyncIterator[StreamChunk]:
+        plan = self._plan(call)
+        failed: list[str] = []
+        resumed = reset = False
+        target = ""
+        async for batch in self._events(call, plan):
+            for event in batch:
+                kind = type(event)
+                if kind is TextDelta or kind is ToolCallDelta:
+                    provider, _, model = target.partition("/")
+                    is_text = kind is TextDelta
+                    yield StreamChunk(
+                        delta=event.text if is_text else "",  # type: ignore[union-attr]
+                        tool_calls=[] if is_text else [event],  # type: ignore[list-item]
+                        model=model,
+                        provider=provider,
+                        fallback_attempts=failed,
+                        resumed_from_partial=resumed,
+                        reset=reset,
+                    )
+                    failed, resumed, reset = [], False, False
+                elif kind is AttemptStarted:
+                    target = event.target  # type: ignore[union-attr]
+                elif kind is AttemptFailed:
+                    failed = [*failed, event.target]  # type: ignore[union-attr]
+                elif kind is StreamSwitch:
+                    resumed = True
+                elif kind is Reset:
+                    reset = True
+                elif kind is Done:
+                    done: Done = event  # type: ignore[assignment]
+                    provider, _, model = done.model.partition("/")
+                    yield StreamChunk(
+                        model=model,
+                        provider=provider,
+                        usage=done.usage,
+                        finish_reason=done.finish_reason,
+                        fallback_attempts=failed,
+                    )
+                elif kind is Failed:
+                    raise _error(event, plan.policy)  # type: ignore[arg-type]
+
+    async def _complete(self, call: Call) -> CompletionResponse:
+        plan = self._plan(call)
+        outcome = fold([batch async for batch in self._events(call, plan)])
+        if isinstance(outcome, Failed):
+            raise _error(outcome, plan.policy)
+        done = outcome.done
+        provider, _, model = done.model.partition("/")
+        response = CompletionResponse(
+            text=outcome.text,
+            model=model,
+            provider=provider,
+            finish_reason=done.finish_reason,
+            usage=done.usage,
+            tool_calls=outcome.tool_calls,
+            record=done.record,
+            fallback_attempts=[a.target for a in done.record.attempts if a.outcome == "failed"],
+        )
+        if call.response_format is not None:
+            response.parsed = _structured.parse(call.response_format, outcome.text)
+        return response
+
+
+def _error(failed: Failed, policy: RoutePolicy) -> LLMGateError:
+    """A failure no target could fix is raised as itself; otherwise every target failed."""
+    last = failed.errors[-1][1] if failed.errors else failed.error
+    if isinstance(last, ProviderError) and (
+        not last.fallback
+        or (policy.fallback_on is not None and last.reason not in policy.fallback_on)
+    ):
+        return last
+    return AllProvidersFailedError(list(failed.errors), partial=failed.partial)

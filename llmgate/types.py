@@ -1,0 +1,66 @@
+"""What the library returns: `StreamChunk` for streams, `CompletionResponse` otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from router.collect import ToolCall
+from router.events import RequestRecord, ToolCallDelta, Usage
+
+__all__ = ["Call", "CompletionResponse", "StreamChunk", "ToolCall", "ToolCallDelta", "Usage"]
+
+
+class StreamChunk(msgspec.Struct, kw_only=True):
+    """One piece of a streamed answer.
+
+    ``delta`` is the new text. The last chunk has ``finish_reason`` and ``usage``
+    (summed over every attempt). After a fallback, the first chunk lists the targets
+    that failed before in ``fallback_attempts``; a continuation (``prefill`` or
+    ``user_turn``) marks its first chunk ``resumed_from_partial``; a ``restart`` after
+    text was shown marks its first chunk ``reset``: discard what was shown so far.
+    """
+
+    delta: str = ""
+    model: str | None = None
+    provider: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    tool_calls: list[ToolCallDelta] = msgspec.field(default_factory=list)
+    fallback_attempts: list[str] = msgspec.field(default_factory=list)
+    resumed_from_partial: bool = False
+    reset: bool = False
+
+
+class CompletionResponse(msgspec.Struct, kw_only=True):
+    """A whole answer. ``parsed`` holds the ``response_format`` object, if one was asked."""
+
+    text: str
+    model: str
+    provider: str
+    finish_reason: str
+    usage: Usage
+    tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
+    fallback_attempts: list[str] = msgspec.field(default_factory=list)
+    record: RequestRecord | None = None
+    parsed: Any = None
+
+    @property
+    def content(self) -> str:
+        return self.text
+
+
+class Call(msgspec.Struct, kw_only=True):
+    """One library call as middleware sees it (and may change)."""
+
+    model: str | list[str]
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    stream_fallback_mode: str | None = None
+    stream_resume_prompt: str | None = None
+    fallback_on: Any = None
+    api_key: str | None = None
+    api_base: str | None = None
+    response_format: Any = None
