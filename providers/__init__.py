@@ -7,7 +7,9 @@ from collections.abc import Mapping
 import httpx
 
 from providers._client import Transport, make_client
+from providers.anthropic import AnthropicConfig, AnthropicProvider
 from providers.config import GatewayConfig, ProviderConfig, decode_config, load_config
+from providers.gemini import GeminiConfig, GeminiProvider
 from providers.mock import MockConfig, MockProvider
 from providers.openai import OpenAIConfig, OpenAIProvider
 from router.provider import Provider
@@ -31,6 +33,10 @@ def build_provider(
     match config:
         case OpenAIConfig():
             return OpenAIProvider(name, config, client, env)
+        case AnthropicConfig():
+            return AnthropicProvider(name, config, client, env)
+        case GeminiConfig():
+            return GeminiProvider(name, config, client, env)
         case MockConfig():
             return MockProvider(name, config)
 

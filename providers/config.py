@@ -11,6 +11,8 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
+from providers.anthropic import AnthropicConfig
+from providers.gemini import GeminiConfig
 from providers.mock import MockConfig
 from providers.openai import OpenAIConfig
 from router.errors import ConfigError
@@ -25,7 +27,7 @@ __all__ = [
     "load_config",
 ]
 
-ProviderConfig = OpenAIConfig | MockConfig
+ProviderConfig = OpenAIConfig | AnthropicConfig | GeminiConfig | MockConfig
 
 
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

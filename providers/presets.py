@@ -24,5 +24,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fireworks": _compatible("https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
     "openrouter": _compatible("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
     "ollama": _compatible("http://127.0.0.1:11434/v1", "OLLAMA_API_KEY"),
+    "anthropic": {"kind": "anthropic"},
+    "gemini": {"kind": "gemini"},
     "mock": {"kind": "mock"},
 }

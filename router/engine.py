@@ -34,7 +34,7 @@ from router.events import (
     Usage,
 )
 from router.policy import RoutePolicy, Target
-from router.provider import AttemptOptions, Provider, ProviderRequest
+from router.provider import AttemptOptions, Provider, ProviderRequest, prefill_ok
 from router.splice import OverlapTrimmer, RestartMatcher
 from router.table import ResolvedRoute, RoutingTable
 
@@ -220,7 +220,11 @@ class Engine:
         if mode == "restart" or st.tools:
             return request, "original", RestartMatcher(delivered, force_reset=st.tools)
         partial = {"role": "assistant", "content": delivered}
-        if mode == "prefill" and provider.supports_prefill and target.name not in no_prefill:
+        if (
+            mode == "prefill"
+            and prefill_ok(provider, target.model)
+            and target.name not in no_prefill
+        ):
             req = ProviderRequest([*request.messages, partial], request.params, prefill=True)
             return req, "prefill", OverlapTrimmer(delivered)
         resume = {"role": "user", "content": policy.stream_resume_prompt}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import msgspec
 import pytest
 
-from providers.config import ServerSettings
-from providers.mock import MockConfig
-from providers.openai import OpenAIConfig
+from providers.config import ProviderConfig, ServerSettings
 from router.policy import BreakerPolicy, RoutePolicy
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -17,7 +16,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 def settings() -> list[str]:
     names = []
-    for struct in (RoutePolicy, BreakerPolicy, OpenAIConfig, MockConfig, ServerSettings):
+    for struct in (RoutePolicy, BreakerPolicy, *get_args(ProviderConfig), ServerSettings):
         names += [f.name for f in msgspec.structs.fields(struct)]  # type: ignore[arg-type]
     return sorted(set(names))
 

@@ -12,6 +12,9 @@ over a real client) and sync tests (the ``openai`` SDK against a gateway) share 
 
 Each request for a model pops the next scripted behaviour; the last one repeats
 forever. A model that was never scripted answers 404 ``model_not_found``.
+
+The other providers' fakes subclass it: where the model is named (`_model_of`), the
+error body (`_error_body`) and the streamed answer (`_stream`) are theirs.
 """
 
 from __future__ import annotations
@@ -105,6 +108,34 @@ def _event(obj: Any) -> bytes:
     return _frame(b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n")
 
 
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+)
+"""The head of a streamed response; the body follows in chunked frames."""
+
+
+class Pacer:
+    """Writes a response. Bytes with no delay between them go out in one write, as a
+    bursty upstream's do: a client then reads several events at once, deterministically.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._pending = bytearray()
+
+    async def send(self, data: bytes, delay: float = 0.0) -> None:
+        if delay:
+            await self.flush()
+            await asyncio.sleep(delay)
+        self._pending.extend(data)
+
+    async def flush(self) -> None:
+        self._writer.write(bytes(self._pending))
+        self._pending.clear()
+        await self._writer.drain()
+
+
 class FakeUpstream:
     """The server. ``start()``/``stop()``, or use it as a context manager."""
 
@@ -113,6 +144,9 @@ class FakeUpstream:
         """Decoded JSON request bodies, in arrival order."""
         self.headers: list[dict[str, str]] = []
         """Request headers (lower-cased names), parallel to ``requests``."""
+        self.paths: list[str] = []
+        """Request targets (path and query), parallel to ``requests``."""
+        self._models: list[str] = []
         self.connections = 0
         """TCP connections accepted so far (keep-alive reuse keeps this low)."""
         self.port = 0
@@ -137,15 +171,22 @@ class FakeUpstream:
 
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         with self._lock:
-            return [r for r in self.requests if r.get("model") == model]
+            return [r for r, m in zip(self.requests, self._models, strict=True) if m == model]
 
     def headers_for(self, model: str) -> list[dict[str, str]]:
         with self._lock:
-            return [
-                h
-                for r, h in zip(self.requests, self.headers, strict=True)
-                if r.get("model") == model
-            ]
+            return [h for h, m in zip(self.headers, self._models, strict=True) if m == model]
+
+    # -- what differs between providers -----------------------------------------------
+
+    def _model_of(self, target: str, body: dict[str, Any]) -> str | None:
+        """The model a request names; None answers 404."""
+        return str(body.get("model"))
+
+    def _error_body(self, code: int) -> dict[str, Any]:
+        kind, err_code = _ERROR_KINDS.get(code, ("server_error", None))
+        message = f"fake upstream says {code}"
+        return {"error": {"message": message, "type": kind, "code": err_code}}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -216,13 +257,14 @@ class FakeUpstream:
         """Serve one request; False once the connection must close."""
         head = await reader.readuntil(b"\r\n\r\n")
         request_line, *lines = head.decode("latin-1").split("\r\n")
+        method, _, rest = request_line.partition(" ")
+        target = rest.partition(" ")[0]
         headers = {}
         for line in lines:
             if line:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
         body = await reader.readexactly(int(headers.get("content-length", "0")))
-        method = request_line.partition(" ")[0]
         try:
             data = json.loads(body) if method == "POST" else None
         except ValueError:
@@ -230,11 +272,13 @@ class FakeUpstream:
         if not isinstance(data, dict):
             await self._status(writer, Status(400 if method == "POST" else 404))
             return True
+        model = self._model_of(target, data)
         with self._lock:
             self.requests.append(data)
             self.headers.append(headers)
-            model = str(data.get("model"))
-            script = self._scripts.get(model)
+            self.paths.append(target)
+            self._models.append(model or "")
+            script = self._scripts.get(model) if model is not None else None
             behaviour: Behaviour = (
                 (script.pop(0) if len(script) > 1 else script[0]) if script else Status(404)
             )
@@ -243,8 +287,6 @@ class FakeUpstream:
             case Status():
                 await self._status(writer, behaviour)
                 return keep_alive
-            case Stream():
-                return await self._stream(reader, writer, behaviour, data) and keep_alive
             case Reset():
                 # SO_LINGER with a zero timeout turns close() into a TCP RST.
                 sock = writer.get_extra_info("socket")
@@ -254,12 +296,11 @@ class FakeUpstream:
             case Hang():
                 await _until_client_leaves(reader)
                 return False
+            case _:  # this fake's (or a subclass's) Stream
+                return await self._stream(reader, writer, behaviour, data) and keep_alive
 
     async def _status(self, writer: asyncio.StreamWriter, status: Status) -> None:
-        kind, code = _ERROR_KINDS.get(status.code, ("server_error", None))
-        body = status.body or {
-            "error": {"message": f"fake upstream says {status.code}", "type": kind, "code": code}
-        }
+        body = status.body or self._error_body(status.code)
         payload = json.dumps(body).encode()
         extra = "".join(f"{k}: {v}\r\n" for k, v in (status.headers or {}).items())
         writer.write(
@@ -291,25 +332,9 @@ class FakeUpstream:
                 {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
             )
 
-        # Bytes with no delay between them go out in one write, as a bursty upstream's
-        # do: a client then reads several events at once, deterministically.
-        pending = bytearray()
-
-        async def send(data: bytes, delay: float = 0.0) -> None:
-            if delay:
-                await flush()
-                await asyncio.sleep(delay)
-            pending.extend(data)
-
-        async def flush() -> None:
-            writer.write(bytes(pending))
-            pending.clear()
-            await writer.drain()
-
-        await send(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
-        )
+        out = Pacer(writer)
+        send, flush = out.send, out.flush
+        await send(SSE_HEAD)
         await send(chunk({"role": "assistant", "content": ""}), s.first_delay_s)
         pieces = s.text if s.after is None else s.text[: s.after]
         for i, piece in enumerate(pieces):

@@ -65,7 +65,7 @@ def test_check_config_accepts_the_example() -> None:
         ),
         (
             '[providers.m]\nkind = "vertex"\n',
-            "providers.m.kind: Invalid value 'vertex'; expected one of openai, mock",
+            "providers.m.kind: Invalid value 'vertex'; expected one of openai, anthropic, gemini, mock",
         ),
         ("[providers\n", "not valid TOML"),
     ],

@@ -137,7 +137,7 @@ def test_the_example_config_is_valid() -> None:
         pytest.param(
             '[providers.x]\nkind = "vertex"\n',
             "providers.x.kind",
-            "expected one of openai, mock",
+            "expected one of openai, anthropic, gemini, mock",
             id="unknown-provider-kind",
         ),
         pytest.param(

@@ -1,0 +1,429 @@
+"""Anthropic's Messages API: ``POST {base_url}/v1/messages`` with ``stream: true``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Annotated, Any, ClassVar
+
+import httpx
+import msgspec
+from msgspec import Meta
+
+from providers._convert import data_url, parts, stop_sequences, text_of, tool_arguments
+from providers._stream import sse_chunks
+from router.errors import (
+    ContextLengthExceeded,
+    InvalidRequest,
+    MalformedResponse,
+    ProviderError,
+    RateLimited,
+    StreamErrorEvent,
+    StreamInterrupted,
+    UpstreamUnavailable,
+)
+from router.events import Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from router.provider import AttemptOptions, ProviderRequest
+
+__all__ = ["AnthropicConfig", "AnthropicProvider"]
+
+
+class AnthropicConfig(
+    msgspec.Struct, tag_field="kind", tag="anthropic", forbid_unknown_fields=True, frozen=True
+):
+    """``[providers.NAME]`` with ``kind = "anthropic"``."""
+
+    base_url: str = "https://api.anthropic.com"
+    """Without ``/v1``: the adapter adds ``/v1/messages``, as Anthropic's SDK does."""
+    api_key_env: str | None = "ANTHROPIC_API_KEY"
+    anthropic_version: str = "2023-06-01"
+    default_max_tokens: Annotated[int, Meta(ge=1)] = 4096
+    """The API requires ``max_tokens``; sent when a request names none."""
+    supports_prefill: bool = True
+    no_prefill_models: list[str] = []
+    """Model name prefixes that reject a final assistant message."""
+    headers: dict[str, str] = {}
+
+
+# OpenAI finish reasons for Anthropic's stop reasons.
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+# In-band ``error`` events; any other type is a `StreamErrorEvent`.
+_IN_BAND: dict[str, type[ProviderError]] = {
+    "overloaded_error": UpstreamUnavailable,
+    "rate_limit_error": RateLimited,
+    "invalid_request_error": InvalidRequest,
+}
+# Parameters with the same name and meaning in both APIs, or Anthropic's own.
+_PASSTHROUGH = ("temperature", "top_p", "top_k", "metadata", "thinking")
+
+
+def _classify(status: int, err: dict[str, object]) -> type[ProviderError] | None:
+    """HTTP statuses say the rest (529 overloaded is a 5xx)."""
+    message = str(err.get("message") or "").lower()
+    if "prompt is too long" in message or "exceed context limit" in message:
+        return ContextLengthExceeded
+    return None
+
+
+# --- the request -----------------------------------------------------------------------
+
+
+def _text_block(part: dict[str, Any]) -> dict[str, Any] | None:
+    text = str(part.get("text") or "")
+    if not text:  # the API rejects empty text blocks
+        return None
+    block: dict[str, Any] = {"type": "text", "text": text}
+    if "cache_control" in part:
+        block["cache_control"] = part["cache_control"]
+    return block
+
+
+def _blocks(content: Any, provider: str) -> list[dict[str, Any]]:
+    """User or assistant content parts as Anthropic content blocks."""
+    out: list[dict[str, Any]] = []
+    for part in parts(content):
+        kind = part.get("type")
+        if kind == "text":
+            block = _text_block(part)
+            if block is not None:
+                out.append(block)
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = str(image.get("url", "") if isinstance(image, dict) else image or "")
+            inline = data_url(url)
+            source = (
+                {"type": "base64", "media_type": inline[0], "data": inline[1]}
+                if inline
+                else {"type": "url", "url": url}
+            )
+            out.append({"type": "image", "source": source})
+        else:
+            raise InvalidRequest(
+                f"{provider}: content parts of type {kind!r} cannot be sent to Anthropic",
+                provider=provider,
+            )
+    return out
+
+
+def _tool_uses(message: dict[str, Any], provider: str) -> list[dict[str, Any]]:
+    out = []
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function") or {}
+        arguments = tool_arguments(fn.get("arguments"), provider)
+        if not isinstance(arguments, dict):
+            raise InvalidRequest(
+                f"{provider}: tool call arguments must be a JSON object", provider=provider
+            )
+        out.append(
+            {"type": "tool_use", "id": call.get("id"), "name": fn.get("name"), "input": arguments}
+        )
+    return out
+
+
+def _messages(
+    messages: list[dict[str, Any]], provider: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(system blocks, messages)``. Tool results become user messages; consecutive
+    messages of one role merge, as the API wants tool results together."""
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.get("role")
+        if role in ("system", "developer"):
+            system += (b for p in parts(m.get("content")) if (b := _text_block(p)) is not None)
+            continue
+        if role == "user":
+            blocks = _blocks(m.get("content"), provider)
+        elif role == "assistant":
+            blocks = _blocks(m.get("content"), provider) + _tool_uses(m, provider)
+        elif role == "tool":
+            role = "user"
+            result = {"type": "tool_result", "tool_use_id": m.get("tool_call_id")}
+            blocks = [{**result, "content": text_of(m.get("content"))}]
+        else:
+            raise InvalidRequest(
+                f"{provider}: unsupported message role {role!r}", provider=provider
+            )
+        if out and out[-1]["role"] == role:
+            out[-1]["content"] += blocks
+        else:
+            out.append({"role": role, "content": blocks})
+    for m in out:  # a lone text block reads better, and is sent, as a string
+        if len(m["content"]) == 1 and m["content"][0].keys() == {"type", "text"}:
+            m["content"] = m["content"][0]["text"]
+    return system, out
+
+
+def _strip_prefill(messages: list[dict[str, Any]]) -> bool:
+    """The API rejects a final assistant message that ends in whitespace: strip it.
+    True if there was some, so the continuation's leading whitespace is dropped."""
+    if not messages or messages[-1]["role"] != "assistant":
+        return False
+    last = messages[-1]
+    content = last["content"]
+    if isinstance(content, str):
+        last["content"] = stripped = content.rstrip()
+        if not stripped:
+            messages.pop()
+        return stripped != content
+    if not content or content[-1].get("type") != "text":
+        return False
+    text: str = content[-1]["text"]
+    content[-1]["text"] = text.rstrip()
+    if not content[-1]["text"]:
+        content.pop()
+        if not content:
+            messages.pop()
+    return text != text.rstrip()
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") != "function":
+        return tool  # one of Anthropic's own tool types
+    fn = tool.get("function") or {}
+    out: dict[str, Any] = {"name": fn.get("name")}
+    if fn.get("description"):
+        out["description"] = fn["description"]
+    out["input_schema"] = fn.get("parameters") or {"type": "object", "properties": {}}
+    return out
+
+
+def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+    if choice is None and parallel is not False:
+        return None
+    if choice == "none":
+        return {"type": "none"}
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        out: dict[str, Any] = {"type": "tool", "name": name}
+    else:
+        out = {"type": "any" if choice == "required" else "auto"}
+    if parallel is False:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def _body(
+    model: str, request: ProviderRequest, config: AnthropicConfig, provider: str
+) -> tuple[dict[str, Any], bool]:
+    """The request body, and whether the final assistant message lost trailing space."""
+    params = request.params
+    system, messages = _messages(request.messages, provider)
+    stripped = _strip_prefill(messages)
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": params.get("max_completion_tokens")
+        or params.get("max_tokens")
+        or config.default_max_tokens,
+        "messages": messages,
+    }
+    if system:
+        plain = len(system) == 1 and "cache_control" not in system[0]
+        body["system"] = system[0]["text"] if plain else system
+    body.update((k, params[k]) for k in _PASSTHROUGH if params.get(k) is not None)
+    if stop := stop_sequences(params.get("stop")):
+        body["stop_sequences"] = stop
+    if params.get("user") and "metadata" not in body:
+        body["metadata"] = {"user_id": params["user"]}
+    if tools := params.get("tools"):
+        body["tools"] = [_tool(t) for t in tools]
+        choice = _tool_choice(params.get("tool_choice"), params.get("parallel_tool_calls"))
+        if choice is not None:
+            body["tool_choice"] = choice
+    body["stream"] = True
+    return body, stripped
+
+
+# --- the response ----------------------------------------------------------------------
+
+
+class _Usage(msgspec.Struct, gc=False):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+class _Message(msgspec.Struct, gc=False):
+    usage: _Usage | None = None
+
+
+class _Block(msgspec.Struct, gc=False):
+    type: str = ""
+    id: str | None = None
+    name: str | None = None
+    text: str | None = None
+
+
+class _Delta(msgspec.Struct, gc=False):
+    type: str | None = None
+    text: str | None = None
+    partial_json: str | None = None
+    stop_reason: str | None = None
+
+
+class _Error(msgspec.Struct, gc=False):
+    type: str = ""
+    message: str = ""
+
+
+class _Event(msgspec.Struct, gc=False):
+    """Every event type in one shape: unknown types are ignored, as Anthropic asks."""
+
+    type: str
+    index: int = 0
+    message: _Message | None = None
+    content_block: _Block | None = None
+    delta: _Delta | None = None
+    usage: _Usage | None = None
+    error: _Error | None = None
+
+
+_decode_event = msgspec.json.Decoder(_Event).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class _Reader:
+    """The state of one streamed message."""
+
+    __slots__ = ("_provider", "_skip_space", "_stop_reason", "_tools", "_usage", "stopped")
+
+    def __init__(self, provider: str, skip_space: bool) -> None:
+        self._provider = provider
+        self._skip_space = skip_space
+        self._tools: dict[int, int] = {}  # content block index -> tool call ordinal
+        self._usage = _Usage()
+        self._stop_reason: str | None = None
+        self.stopped = False
+
+    def feed(self, _event: bytes | None, payload: bytes, out: list[Chunk]) -> None:
+        try:
+            event = _decode_event(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise MalformedResponse(
+                f"{self._provider} sent a malformed stream event: {exc}: {payload[:200]!r}",
+                provider=self._provider,
+            ) from exc
+        match event.type:
+            case "content_block_delta" if event.delta is not None:
+                delta = event.delta
+                if delta.type == "text_delta" and delta.text:
+                    self._text(delta.text, out)
+                elif delta.type == "input_json_delta" and delta.partial_json:
+                    tool = self._tools.get(event.index)
+                    if tool is not None:
+                        out.append(ToolCallDelta(tool, arguments=delta.partial_json))
+            case "content_block_start" if event.content_block is not None:
+                block = event.content_block
+                if block.type == "tool_use":
+                    tool = self._tools[event.index] = len(self._tools)
+                    out.append(ToolCallDelta(tool, block.id, block.name))
+                elif block.type == "text" and block.text:
+                    self._text(block.text, out)
+            case "message_start" if event.message is not None:
+                self._add_usage(event.message.usage)
+            case "message_delta":
+                if event.delta is not None and event.delta.stop_reason:
+                    self._stop_reason = event.delta.stop_reason
+                self._add_usage(event.usage)
+            case "message_stop":
+                self._finish(out)
+            case "error":
+                raise self._in_band(event.error or _Error())
+
+    def _text(self, text: str, out: list[Chunk]) -> None:
+        if self._skip_space:
+            text = text.lstrip()
+            if not text:
+                return
+            self._skip_space = False
+        out.append(TextDelta(text))
+
+    def _add_usage(self, usage: _Usage | None) -> None:
+        """Counts in ``message_delta`` are cumulative: a present one replaces."""
+        if usage is not None:
+            for field in usage.__struct_fields__:
+                value = getattr(usage, field)
+                if value is not None:
+                    setattr(self._usage, field, value)
+
+    def _finish(self, out: list[Chunk]) -> None:
+        u = self._usage
+        cached = u.cache_read_input_tokens or 0
+        prompt = (u.input_tokens or 0) + (u.cache_creation_input_tokens or 0) + cached
+        completion = u.output_tokens or 0
+        out.append(Finish(_FINISH.get(self._stop_reason or "", "stop")))
+        out.append(Usage(prompt, completion, prompt + completion, cached))
+        self.stopped = True
+
+    def _in_band(self, error: _Error) -> ProviderError:
+        message = f"{self._provider} sent an error event mid-stream: {error.type}: {error.message}"
+        cls = _classify(0, {"message": error.message}) or _IN_BAND.get(error.type, StreamErrorEvent)
+        return cls(message, provider=self._provider)
+
+
+class AnthropicProvider:
+    """Translates OpenAI-shaped requests into Messages API requests and streams back."""
+
+    kind: ClassVar[str] = "anthropic"
+
+    def __init__(
+        self,
+        name: str,
+        config: AnthropicConfig,
+        client: httpx.AsyncClient,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.supports_prefill = config.supports_prefill
+        self._no_prefill = tuple(config.no_prefill_models)
+        self._client = client
+        self._url = config.base_url.rstrip("/") + "/v1/messages"
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "accept-encoding": "identity",
+            "anthropic-version": config.anthropic_version,
+            **config.headers,
+        }
+        key = (env if env is not None else os.environ).get(config.api_key_env or "", "")
+        if key:
+            headers["x-api-key"] = key
+        self._headers = headers
+
+    def prefill_ok(self, model: str) -> bool:
+        """Whether ``model`` continues a final assistant message."""
+        return self.supports_prefill and not model.startswith(self._no_prefill)
+
+    async def stream(
+        self, model: str, request: ProviderRequest, options: AttemptOptions
+    ) -> AsyncGenerator[list[Chunk], None]:
+        body, stripped = _body(model, request, self.config, self.name)
+        reader = _Reader(self.name, skip_space=stripped)
+        batches = sse_chunks(
+            self._client,
+            self.name,
+            self._url,
+            headers=self._headers,
+            body=_encode(body),
+            options=options,
+            classify=_classify,
+            feed=reader.feed,
+        )
+        async with aclosing(batches):
+            async for batch in batches:
+                yield batch
+        if not reader.stopped:
+            raise StreamInterrupted(
+                f"{self.name} stream ended without message_stop", provider=self.name
+            )

@@ -1,0 +1,414 @@
+"""Google's Gemini API: ``POST {base_url}/{api_version}/models/{model}:streamGenerateContent``
+with ``alt=sse``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+
+from providers._convert import data_url, parts, stop_sequences, text_of, tool_arguments
+from providers._stream import sse_chunks
+from router.errors import (
+    AuthenticationFailed,
+    ContentFiltered,
+    ContextLengthExceeded,
+    InvalidRequest,
+    MalformedResponse,
+    ModelNotFound,
+    ProviderError,
+    RateLimited,
+    StreamErrorEvent,
+    StreamInterrupted,
+    UpstreamUnavailable,
+)
+from router.events import Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from router.provider import AttemptOptions, ProviderRequest
+
+__all__ = ["GeminiConfig", "GeminiProvider"]
+
+
+class GeminiConfig(
+    msgspec.Struct, tag_field="kind", tag="gemini", forbid_unknown_fields=True, frozen=True
+):
+    """``[providers.NAME]`` with ``kind = "gemini"``."""
+
+    base_url: str = "https://generativelanguage.googleapis.com"
+    api_key_env: str | None = "GEMINI_API_KEY"
+    api_version: str = "v1beta"
+    supports_prefill: bool = False
+    headers: dict[str, str] = {}
+
+
+# Finish reasons that mean the answer was withheld: `ContentFiltered`, never a success.
+_FILTERED = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
+)
+# The model produced an unusable function call: worth another try.
+_BAD_CALL = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"})
+# ``google.rpc.Code`` names in an error body, where the HTTP status says less.
+_STATUS: dict[str, type[ProviderError]] = {
+    "RESOURCE_EXHAUSTED": RateLimited,
+    "UNAUTHENTICATED": AuthenticationFailed,
+    "PERMISSION_DENIED": AuthenticationFailed,
+    "NOT_FOUND": ModelNotFound,
+    "UNAVAILABLE": UpstreamUnavailable,
+}
+
+
+def _details(err: dict[str, object]) -> list[dict[str, Any]]:
+    details = err.get("details")
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _classify(status: int, err: dict[str, object]) -> type[ProviderError] | None:
+    message = str(err.get("message") or "").lower()
+    if "token count" in message and "exceeds the maximum" in message:
+        return ContextLengthExceeded
+    # A bad key is a 400 INVALID_ARGUMENT whose ErrorInfo says API_KEY_INVALID.
+    if any(d.get("reason") == "API_KEY_INVALID" for d in _details(err)):
+        return AuthenticationFailed
+    return _STATUS.get(str(err.get("status") or ""))
+
+
+def _retry_delay(body: bytes) -> float | None:
+    """A 429's ``RetryInfo.retryDelay`` (``"37s"``): Gemini sends no Retry-After."""
+    try:
+        data = msgspec.json.decode(body)
+        err = data.get("error") if isinstance(data, dict) else None
+        for detail in _details(err if isinstance(err, dict) else {}):
+            delay = detail.get("retryDelay")
+            if isinstance(delay, str) and delay.endswith("s"):
+                return max(float(delay[:-1]), 0.0)
+    except (msgspec.DecodeError, ValueError):
+        pass
+    return None
+
+
+# --- the request -----------------------------------------------------------------------
+
+
+def _parts(content: Any, provider: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in parts(content):
+        kind = part.get("type")
+        if kind == "text":
+            if part.get("text"):
+                out.append({"text": str(part["text"])})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = str(image.get("url", "") if isinstance(image, dict) else image or "")
+            inline = data_url(url)
+            out.append(
+                {"inlineData": {"mimeType": inline[0], "data": inline[1]}}
+                if inline
+                else {"fileData": {"fileUri": url}}
+            )
+        else:
+            raise InvalidRequest(
+                f"{provider}: content parts of type {kind!r} cannot be sent to Gemini",
+                provider=provider,
+            )
+    return out
+
+
+def _function_response(content: Any) -> dict[str, Any]:
+    """A tool result as the JSON object Gemini wants; other values go under ``result``."""
+    text = text_of(content)
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        value = text
+    return value if isinstance(value, dict) else {"result": value}
+
+
+def _contents(
+    messages: list[dict[str, Any]], provider: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(system instruction parts, contents)``; consecutive turns of one role merge."""
+    system: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}  # tool call id -> function name, for the results
+    for m in messages:
+        role = m.get("role")
+        if role in ("system", "developer"):
+            system += _parts(m.get("content"), provider)
+            continue
+        if role == "user":
+            turn = _parts(m.get("content"), provider)
+        elif role == "assistant":
+            role = "model"
+            turn = _parts(m.get("content"), provider)
+            for call in m.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                names[str(call.get("id"))] = fn.get("name", "")
+                args = tool_arguments(fn.get("arguments"), provider)
+                turn.append({"functionCall": {"name": fn.get("name"), "args": args}})
+        elif role == "tool":
+            role = "user"
+            name = names.get(str(m.get("tool_call_id")), m.get("name") or "")
+            response = _function_response(m.get("content"))
+            turn = [{"functionResponse": {"name": name, "response": response}}]
+        else:
+            raise InvalidRequest(
+                f"{provider}: unsupported message role {role!r}", provider=provider
+            )
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"] += turn
+        else:
+            contents.append({"role": role, "parts": turn})
+    return system, contents
+
+
+def _tool_config(choice: Any) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
+    mode = {"none": "NONE", "required": "ANY"}.get(str(choice), "AUTO")
+    return {"functionCallingConfig": {"mode": mode}}
+
+
+def _generation_config(params: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    names = {
+        "temperature": "temperature",
+        "top_p": "topP",
+        "top_k": "topK",
+        "seed": "seed",
+        "presence_penalty": "presencePenalty",
+        "frequency_penalty": "frequencyPenalty",
+    }
+    config.update((ours, params[k]) for k, ours in names.items() if params.get(k) is not None)
+    max_tokens = params.get("max_completion_tokens") or params.get("max_tokens")
+    if max_tokens:
+        config["maxOutputTokens"] = max_tokens
+    if stop := stop_sequences(params.get("stop")):
+        config["stopSequences"] = stop
+    response_format = params.get("response_format") or {}
+    if response_format.get("type") in ("json_object", "json_schema"):
+        config["responseMimeType"] = "application/json"
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if schema:
+            config["responseJsonSchema"] = schema
+    return config
+
+
+def _body(request: ProviderRequest, provider: str) -> dict[str, Any]:
+    params = request.params
+    system, contents = _contents(request.messages, provider)
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    if tools := params.get("tools"):
+        declarations = []
+        for tool in tools:
+            fn = tool.get("function") or {}
+            declaration = {"name": fn.get("name")}
+            if fn.get("description"):
+                declaration["description"] = fn["description"]
+            if fn.get("parameters"):
+                # Full JSON Schema, which ``parameters`` (an OpenAPI subset) is not.
+                declaration["parametersJsonSchema"] = fn["parameters"]
+            declarations.append(declaration)
+        body["tools"] = [{"functionDeclarations": declarations}]
+        if (config := _tool_config(params.get("tool_choice"))) is not None:
+            body["toolConfig"] = config
+    if generation := _generation_config(params):
+        body["generationConfig"] = generation
+    return body
+
+
+# --- the response ----------------------------------------------------------------------
+
+
+class _FunctionCall(msgspec.Struct, gc=False):
+    name: str = ""
+    args: Any = None
+    id: str | None = None
+
+
+class _Part(msgspec.Struct, rename="camel", gc=False):
+    text: str | None = None
+    thought: bool = False
+    function_call: _FunctionCall | None = None
+
+
+class _Content(msgspec.Struct, gc=False):
+    parts: list[_Part] = []
+
+
+class _Candidate(msgspec.Struct, rename="camel", gc=False):
+    content: _Content | None = None
+    finish_reason: str | None = None
+    finish_message: str | None = None
+
+
+class _PromptFeedback(msgspec.Struct, rename="camel", gc=False):
+    block_reason: str | None = None
+    block_reason_message: str | None = None
+
+
+class _UsageMetadata(msgspec.Struct, rename="camel", gc=False):
+    prompt_token_count: int = 0
+    candidates_token_count: int = 0
+    thoughts_token_count: int = 0
+    total_token_count: int = 0
+    cached_content_token_count: int = 0
+
+
+class _Response(msgspec.Struct, rename="camel", gc=False):
+    candidates: list[_Candidate] = []
+    prompt_feedback: _PromptFeedback | None = None
+    usage_metadata: _UsageMetadata | None = None
+    error: Any = None
+
+
+_decode_response = msgspec.json.Decoder(_Response).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class _Reader:
+    """The state of one streamed answer."""
+
+    __slots__ = ("_calls", "_provider", "_usage", "finished")
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._calls = 0
+        self._usage: _UsageMetadata | None = None
+        self.finished = False
+
+    def feed(self, _event: bytes | None, payload: bytes, out: list[Chunk]) -> None:
+        try:
+            wire = _decode_response(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise MalformedResponse(
+                f"{self._provider} sent a malformed stream chunk: {exc}: {payload[:200]!r}",
+                provider=self._provider,
+            ) from exc
+        if wire.error is not None:
+            raise self._in_band(wire.error)
+        if wire.usage_metadata is not None:
+            self._usage = wire.usage_metadata
+        feedback = wire.prompt_feedback
+        if feedback is not None and feedback.block_reason:
+            raise ContentFiltered(
+                f"{self._provider} blocked the prompt: {feedback.block_reason}"
+                + (f": {feedback.block_reason_message}" if feedback.block_reason_message else ""),
+                provider=self._provider,
+            )
+        if not wire.candidates:
+            return
+        candidate = wire.candidates[0]  # one candidate is asked for
+        for part in candidate.content.parts if candidate.content else ():
+            if part.function_call is not None:
+                call = part.function_call
+                call_id = call.id or f"call_{self._calls}"
+                args = _encode(call.args if call.args is not None else {}).decode()
+                out.append(ToolCallDelta(self._calls, call_id, call.name, args))
+                self._calls += 1
+            elif part.text and not part.thought:
+                out.append(TextDelta(part.text))
+        if candidate.finish_reason and not self.finished:
+            self._finish(candidate, out)
+
+    def _finish(self, candidate: _Candidate, out: list[Chunk]) -> None:
+        reason = candidate.finish_reason or ""
+        detail = f": {candidate.finish_message}" if candidate.finish_message else ""
+        if reason in _FILTERED:
+            raise ContentFiltered(
+                f"{self._provider} withheld the answer: {reason}{detail}", provider=self._provider
+            )
+        if reason in _BAD_CALL:
+            raise StreamErrorEvent(
+                f"{self._provider} ended the answer with {reason}{detail}", provider=self._provider
+            )
+        if reason == "MAX_TOKENS":
+            out.append(Finish("length"))
+        else:
+            out.append(Finish("tool_calls" if self._calls else "stop"))
+        if self._usage is not None:
+            u = self._usage
+            completion = u.candidates_token_count + u.thoughts_token_count
+            total = u.total_token_count or u.prompt_token_count + completion
+            out.append(Usage(u.prompt_token_count, completion, total, u.cached_content_token_count))
+        self.finished = True
+
+    def _in_band(self, error: Any) -> ProviderError:
+        err = error if isinstance(error, dict) else {"message": str(error)}
+        message = f"{self._provider} sent an error mid-stream: {err.get('message', err)}"
+        cls = _classify(0, err) or StreamErrorEvent
+        return cls(message, provider=self._provider)
+
+
+class GeminiProvider:
+    """Translates OpenAI-shaped requests into ``GenerateContentRequest``s and streams back.
+
+    Gemini has no end marker: an answer is complete when a chunk carried a finish
+    reason and the body then ended cleanly.
+    """
+
+    kind: ClassVar[str] = "gemini"
+
+    def __init__(
+        self,
+        name: str,
+        config: GeminiConfig,
+        client: httpx.AsyncClient,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.supports_prefill = config.supports_prefill
+        self._client = client
+        self._base = f"{config.base_url.rstrip('/')}/{config.api_version}/models/"
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+            "accept-encoding": "identity",
+            **config.headers,
+        }
+        key = (env if env is not None else os.environ).get(config.api_key_env or "", "")
+        if key:
+            headers["x-goog-api-key"] = key
+        self._headers = headers
+
+    async def stream(
+        self, model: str, request: ProviderRequest, options: AttemptOptions
+    ) -> AsyncGenerator[list[Chunk], None]:
+        body = _encode(_body(request, self.name))
+        url = f"{self._base}{model.removeprefix('models/')}:streamGenerateContent?alt=sse"
+        reader = _Reader(self.name)
+        batches = sse_chunks(
+            self._client,
+            self.name,
+            url,
+            headers=self._headers,
+            body=body,
+            options=options,
+            classify=_classify,
+            feed=reader.feed,
+            retry_hint=_retry_delay,
+        )
+        async with aclosing(batches):
+            async for batch in batches:
+                yield batch
+        if not reader.finished:
+            raise StreamInterrupted(
+                f"{self.name} stream ended without a finish reason", provider=self.name
+            )
