@@ -239,8 +239,29 @@ def _body(
         choice = _tool_choice(params.get("tool_choice"), params.get("parallel_tool_calls"))
         if choice is not None:
             body["tool_choice"] = choice
+    elif schema := _json_schema(params.get("response_format")):
+        # Structured output the Messages API way: one forced tool whose input is the
+        # answer. Its streamed input is passed on as the answer's text.
+        body["tools"] = [
+            {
+                "name": STRUCTURED_TOOL,
+                "input_schema": schema,
+                "description": "Give the answer as this tool's input.",
+            }
+        ]
+        body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
     body["stream"] = True
     return body, stripped
+
+
+STRUCTURED_TOOL = "structured_output"
+
+
+def _json_schema(response_format: Any) -> dict[str, Any] | None:
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else None
+    return None
 
 
 # --- the response ----------------------------------------------------------------------
@@ -295,7 +316,15 @@ _encode = msgspec.json.Encoder().encode
 class _Reader:
     """The state of one streamed message."""
 
-    __slots__ = ("_provider", "_skip_space", "_stop_reason", "_tools", "_usage", "stopped")
+    __slots__ = (
+        "_provider",
+        "_skip_space",
+        "_stop_reason",
+        "_structured",
+        "_tools",
+        "_usage",
+        "stopped",
+    )
 
     def __init__(self, provider: str, skip_space: bool) -> None:
         self._provider = provider
@@ -303,6 +332,7 @@ class _Reader:
         self._tools: dict[int, int] = {}  # content block index -> tool call ordinal
         self._usage = _Usage()
         self._stop_reason: str | None = None
+        self._structured = False
         self.stopped = False
 
     def feed(self, _event: bytes | None, payload: bytes, out: list[Chunk]) -> None:
@@ -320,11 +350,16 @@ class _Reader:
                     self._text(delta.text, out)
                 elif delta.type == "input_json_delta" and delta.partial_json:
                     tool = self._tools.get(event.index)
-                    if tool is not None:
+                    if tool == -1:  # the structured-output tool: its input is the answer
+                        out.append(TextDelta(delta.partial_json))
+                    elif tool is not None:
                         out.append(ToolCallDelta(tool, arguments=delta.partial_json))
             case "content_block_start" if event.content_block is not None:
                 block = event.content_block
-                if block.type == "tool_use":
+                if block.type == "tool_use" and block.name == STRUCTURED_TOOL:
+                    self._tools[event.index] = -1
+                    self._structured = True
+                elif block.type == "tool_use":
                     tool = self._tools[event.index] = len(self._tools)
                     out.append(ToolCallDelta(tool, block.id, block.name))
                 elif block.type == "text" and block.text:
@@ -361,7 +396,10 @@ class _Reader:
         cached = u.cache_read_input_tokens or 0
         prompt = (u.input_tokens or 0) + (u.cache_creation_input_tokens or 0) + cached
         completion = u.output_tokens or 0
-        out.append(Finish(_FINISH.get(self._stop_reason or "", "stop")))
+        finish = _FINISH.get(self._stop_reason or "", "stop")
+        if self._structured and finish == "tool_calls":
+            finish = "stop"  # the forced structured-output tool is the answer itself
+        out.append(Finish(finish))
         out.append(Usage(prompt, completion, prompt + completion, cached))
         self.stopped = True
 

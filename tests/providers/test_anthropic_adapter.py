@@ -638,3 +638,26 @@ async def test_a_kind_anthropic_table_decodes_and_builds_this_provider(
     assert isinstance(built, AnthropicProvider)
     with pytest.raises(ConfigError, match=r"providers\.claude"):
         decode_config({"providers": {"claude": {"kind": "anthropic", "api_version": "v1"}}})
+
+
+async def test_json_schema_response_format_forces_a_tool_whose_input_is_the_answer(
+    provider: AnthropicProvider, upstream: AnthropicUpstream
+) -> None:
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+    answer = '{"name": "Paris"}'
+    upstream.script("claude-test", Stream([], tool_uses=[("toolu_s", "structured_output", answer)]))
+    fmt = {"type": "json_schema", "json_schema": {"name": "City", "schema": schema}}
+    chunks = await collect(provider, params={"response_format": fmt})
+    assert text_of(chunks) == answer
+    assert not [c for c in chunks if isinstance(c, ToolCallDelta)]
+    assert Finish("stop") in chunks
+    sent = upstream.requests_for("claude-test")[0]
+    assert sent["tools"] == [
+        {
+            "name": "structured_output",
+            "input_schema": schema,
+            "description": "Give the answer as this tool's input.",
+        }
+    ]
+    assert sent["tool_choice"] == {"type": "tool", "name": "structured_output"}
+    assert "response_format" not in sent
