@@ -37,6 +37,7 @@ from router.policy import RoutePolicy, Target
 from router.provider import AttemptOptions, Provider, ProviderRequest, prefill_ok
 from router.splice import OverlapTrimmer, RestartMatcher
 from router.table import ResolvedRoute, RoutingTable
+from router.watchdog import Watchdog
 
 __all__ = ["Engine"]
 
@@ -258,13 +259,20 @@ class Engine:
         chunks = provider.stream(
             target.model, req, AttemptOptions(connect_timeout_s=policy.connect_timeout_s)
         )
+        watch = Watchdog(loop)
         try:
             while True:
+                watch.wait(when)
                 try:
-                    async with asyncio.timeout_at(when):
-                        batch = await anext(chunks)
+                    batch = await anext(chunks)
                 except StopAsyncIteration:
                     break
+                except asyncio.CancelledError:
+                    if watch.expired():
+                        raise TimeoutError from None
+                    raise
+                finally:
+                    watch.waiting = False
                 out: list[Event] = []
                 for chunk in batch:
                     if type(chunk) is TextDelta:
@@ -319,6 +327,7 @@ class Engine:
         except ProviderError as exc:
             st.error = exc
         finally:
+            watch.close()
             await chunks.aclose()
             rec.duration_ms = (loop.time() - started) * 1000
             if rec.usage is not None:

@@ -5,6 +5,8 @@ Stream switches after content was delivered live in test_engine_midstream.py.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from router.engine import Engine
@@ -455,3 +457,26 @@ async def test_failure_inside_fallback_on_still_retries_and_falls_back(
 
     assert isinstance(last, Done) and last.model == "b/m"
     assert len(a.calls) == 2
+
+
+async def test_stall_timeout_holds_when_another_task_continues_the_stream(engine: Engine) -> None:
+    """A server holds a stream back in one task and streams it from another."""
+    a = FakeProvider("a", [[TextDelta("one ")], HANG])
+    b = FakeProvider("b", answer("one two"))
+    stream = engine.stream(
+        table(route("a", "b", stall_timeout_s=0.05, stream_fallback_mode="restart"), a, b),
+        "r",
+        REQUEST,
+        request_id="req-1",
+    )
+    first = await anext(stream)
+    while not any(isinstance(e, TextDelta) for e in first):
+        first = await anext(stream)
+
+    async def rest() -> list[Event]:
+        return [event async for batch in stream for event in batch]
+
+    events = await asyncio.create_task(rest())
+    failure = of_type(events, AttemptFailed)[0]
+    assert (failure.target, failure.reason) == ("a/m", "timeout")
+    assert isinstance(events[-1], Done) and events[-1].model == "b/m"
