@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException
 
 from providers import GatewayConfig, load_config
 from router.errors import LLMGateError
+from server.anthropic_api import MESSAGES_PATH, create_message, http_error
 from server.gateway import Gateway
 from server.openai_api import chat_completions, healthz, list_models
 from server.openai_wire import error_body
@@ -37,6 +38,8 @@ def _llmgate_error(request: Request[Any, Any, Any], exc: LLMGateError) -> Respon
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if request.url.path.startswith(MESSAGES_PATH):  # Anthropic clients get Anthropic's shape
+        return http_error(request, exc)
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
     body = {"error": {"message": exc.detail, "type": kind, "param": None, "code": None}}
     return _error_response(exc.status_code, body, exc.headers)
@@ -68,7 +71,7 @@ def create_app(config: GatewayConfig, env: dict[str, str] | None = None) -> Lite
             await gateway.stop()
 
     app = Litestar(
-        route_handlers=[chat_completions, list_models, healthz],
+        route_handlers=[chat_completions, create_message, list_models, healthz],
         lifespan=[lifespan],
         exception_handlers={
             LLMGateError: _llmgate_error,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -16,7 +17,9 @@ from router.provider import ProviderRequest
 from router.table import RoutingTable
 from server.auth import check_bearer
 
-__all__ = ["Gateway", "Observer", "is_content"]
+__all__ = ["Gateway", "Observer", "hold_back", "is_content", "relay"]
+
+log = logging.getLogger("llmgate")
 
 Observer = Callable[[str, list[Event]], None]
 """Called with (request id, batch) for every event batch; must not block."""
@@ -67,3 +70,44 @@ class Gateway:
             for observer in self.observers:
                 observer(request_id, batch)
             yield batch
+
+
+async def hold_back(
+    events: AsyncIterator[list[Event]],
+) -> tuple[list[list[Event]], Failed | None]:
+    """Pull batches until the first content or the outcome.
+
+    Until the first content a failure is invisible, so a request that fails on every
+    target can still answer with a real HTTP error: the `Failed` event is returned then.
+    """
+    held: list[list[Event]] = []
+    async for batch in events:
+        held.append(batch)
+        if is_content(batch):
+            break
+    last = held[-1][-1] if held and held[-1] else None
+    if isinstance(last, Failed) and not last.partial:
+        return held, last
+    return held, None
+
+
+async def relay(
+    encode: Callable[[list[Event]], bytes],
+    held: list[list[Event]],
+    events: AsyncIterator[list[Event]],
+    on_error: Callable[[], bytes],
+) -> AsyncIterator[bytes]:
+    """The response body: one write per batch. An unexpected error after the status
+    line was sent ends the stream in-band (``on_error``), never as a success."""
+    try:
+        for batch in held:
+            data = encode(batch)
+            if data:
+                yield data
+        async for batch in events:
+            data = encode(batch)
+            if data:
+                yield data
+    except Exception as exc:
+        log.exception("unhandled error while streaming a response", exc_info=exc)
+        yield on_error()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
-from router.events import Event, Failed
 from router.provider import ProviderRequest
-from server.gateway import Gateway, is_content
+from server.gateway import Gateway, hold_back, relay
 from server.openai_wire import (
     ChunkEncoder,
     collect_response,
@@ -51,37 +49,29 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
         status, body, record = collect_response(request_id, [batch async for batch in events])
         headers["x-llmgate-attempts"] = record_summary(record)
         return _json(body, status, headers)
-    # Hold the response back until the first content: until then a failure is
-    # invisible and, if every target fails, the client gets a real HTTP error status.
-    held: list[list[Event]] = []
-    async for batch in events:
-        held.append(batch)
-        if is_content(batch):
-            break
-    last = held[-1][-1] if held and held[-1] else None
-    if isinstance(last, Failed) and not last.partial:
-        error, message = describe_failure(last)
-        headers["x-llmgate-attempts"] = record_summary(last.record)
-        return _json(error_body(error, last.record, message), error.status, headers)
+    held, failed = await hold_back(events)
+    if failed is not None:
+        error, message = describe_failure(failed)
+        headers["x-llmgate-attempts"] = record_summary(failed.record)
+        return _json(error_body(error, failed.record, message), error.status, headers)
     encoder = ChunkEncoder(request_id, call.model, call.include_usage)
     return Stream(
-        _sse(encoder, held, events),
+        relay(encoder.encode, held, events, _stream_error),
         media_type="text/event-stream",
         headers={**_SSE_HEADERS, **headers},
     )
 
 
-async def _sse(
-    encoder: ChunkEncoder, held: list[list[Event]], events: AsyncIterator[list[Event]]
-) -> AsyncIterator[bytes]:
-    for batch in held:
-        data = encoder.encode(batch)
-        if data:
-            yield data
-    async for batch in events:
-        data = encoder.encode(batch)
-        if data:
-            yield data
+def _stream_error() -> bytes:
+    body = {
+        "error": {
+            "message": "Internal error in llmgate; see the server log.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    return b"data: " + _encode(body) + b"\n\n"
 
 
 @get("/v1/models")

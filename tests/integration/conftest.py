@@ -41,6 +41,7 @@ class RunningGateway:
         self.port = self._sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.app = app
+        self._clients: list[openai.OpenAI] = []
         self._server = uvicorn.Server(
             uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
         )
@@ -50,9 +51,13 @@ class RunningGateway:
         self._thread.start()
 
     def client(self, **kwargs: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url, api_key=KEY, max_retries=0, **kwargs)
+        client = openai.OpenAI(base_url=self.base_url, api_key=KEY, max_retries=0, **kwargs)
+        self._clients.append(client)
+        return client
 
     def stop(self) -> None:
+        for client in self._clients:
+            client.close()
         self._server.should_exit = True
         self._thread.join(10)
         self._sock.close()

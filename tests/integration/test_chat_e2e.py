@@ -487,7 +487,8 @@ def test_a_flapping_primary_is_skipped_by_its_circuit_breaker(
 def test_wrong_or_missing_key_is_refused(make_gateway: Any) -> None:
     gw = make_gateway()
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=gw.base_url, api_key="wrong", max_retries=0).models.list()
+        with openai.OpenAI(base_url=gw.base_url, api_key="wrong", max_retries=0) as wrong:
+            wrong.models.list()
     response = httpx.post(
         f"{gw.base_url}/chat/completions", json={"model": "x", "messages": MESSAGES}
     )

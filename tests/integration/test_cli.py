@@ -163,5 +163,8 @@ def test_serve_with_two_workers_streams_the_example_route(
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len(text.split()) == 40  # the mock's full answer, across the mid-stream switch
     assert any(getattr(c, "llmgate", None) and "switch" in c.llmgate for c in chunks)
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=f"{base}/v1", api_key="nope", max_retries=0).models.list()
+    with (
+        openai.OpenAI(base_url=f"{base}/v1", api_key="nope", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        wrong.models.list()
