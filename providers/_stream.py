@@ -28,14 +28,16 @@ async def sse_chunks(
     options: AttemptOptions,
     classify: Classifier,
     feed: Feed,
+    complete: Callable[[], None],
     retry_hint: Callable[[bytes], float | None] | None = None,
 ) -> AsyncGenerator[list[Chunk], None]:
     """One batch per network read that produced any chunk.
 
     A non-2xx status raises its `error_for_status` error; transport failures raise
     `ConnectFailed`, `UpstreamTimeout` or (once headers arrived) `StreamInterrupted`, as
-    does a body that ends in the middle of an event. Whether the events made a complete
-    answer is the adapter's to judge after the last batch. Close the generator
+    does a body that ends in the middle of an event. ``complete`` runs when the body
+    ended cleanly and raises `StreamInterrupted` unless the events made a complete
+    answer (each provider has its own end marker). Close the generator
     (``aclosing``) to release the connection early. ``retry_hint`` reads a retry delay
     from an error body, for upstreams that send no ``Retry-After`` header.
     """
@@ -73,3 +75,4 @@ async def sse_chunks(
                 raise StreamInterrupted(
                     f"{provider} stream ended in the middle of an event", provider=provider
                 )
+            complete()

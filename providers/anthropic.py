@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
 from typing import Annotated, Any, ClassVar
 
 import httpx
@@ -375,6 +374,12 @@ class _Reader:
             case "error":
                 raise self._in_band(event.error or _Error())
 
+    def complete(self) -> None:
+        if not self.stopped:
+            raise StreamInterrupted(
+                f"{self._provider} stream ended without message_stop", provider=self._provider
+            )
+
     def _text(self, text: str, out: list[Chunk]) -> None:
         if self._skip_space:
             text = text.lstrip()
@@ -443,12 +448,12 @@ class AnthropicProvider:
         """Whether ``model`` continues a final assistant message."""
         return self.supports_prefill and not model.startswith(self._no_prefill)
 
-    async def stream(
+    def stream(
         self, model: str, request: ProviderRequest, options: AttemptOptions
     ) -> AsyncGenerator[list[Chunk], None]:
         body, stripped = _body(model, request, self.config, self.name)
         reader = _Reader(self.name, skip_space=stripped)
-        batches = sse_chunks(
+        return sse_chunks(
             self._client,
             self.name,
             self._url,
@@ -457,11 +462,5 @@ class AnthropicProvider:
             options=options,
             classify=_classify,
             feed=reader.feed,
+            complete=reader.complete,
         )
-        async with aclosing(batches):
-            async for batch in batches:
-                yield batch
-        if not reader.stopped:
-            raise StreamInterrupted(
-                f"{self.name} stream ended without message_stop", provider=self.name
-            )

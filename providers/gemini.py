@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
 from typing import Any, ClassVar
 
 import httpx
@@ -293,6 +292,12 @@ class _Reader:
         self._usage: _UsageMetadata | None = None
         self.finished = False
 
+    def complete(self) -> None:
+        if not self.finished:
+            raise StreamInterrupted(
+                f"{self._provider} stream ended without a finish reason", provider=self._provider
+            )
+
     def feed(self, _event: bytes | None, payload: bytes, out: list[Chunk]) -> None:
         try:
             wire = _decode_response(payload)
@@ -388,13 +393,13 @@ class GeminiProvider:
             headers["x-goog-api-key"] = key
         self._headers = headers
 
-    async def stream(
+    def stream(
         self, model: str, request: ProviderRequest, options: AttemptOptions
     ) -> AsyncGenerator[list[Chunk], None]:
         body = _encode(_body(request, self.name))
         url = f"{self._base}{model.removeprefix('models/')}:streamGenerateContent?alt=sse"
         reader = _Reader(self.name)
-        batches = sse_chunks(
+        return sse_chunks(
             self._client,
             self.name,
             url,
@@ -403,12 +408,6 @@ class GeminiProvider:
             options=options,
             classify=_classify,
             feed=reader.feed,
+            complete=reader.complete,
             retry_hint=_retry_delay,
         )
-        async with aclosing(batches):
-            async for batch in batches:
-                yield batch
-        if not reader.finished:
-            raise StreamInterrupted(
-                f"{self.name} stream ended without a finish reason", provider=self.name
-            )

@@ -9,13 +9,12 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
-from providers._http import error_for_status, openai_style_classifier, transport_errors
-from providers._sse import SSEParser
+from providers._http import openai_style_classifier
+from providers._stream import sse_chunks
 from router.errors import (
     ContentFiltered,
     ContextLengthExceeded,
     MalformedResponse,
-    ProviderError,
     StreamErrorEvent,
     StreamInterrupted,
 )
@@ -113,7 +112,7 @@ class OpenAIProvider:
             headers["authorization"] = f"Bearer {key}"
         self._headers = headers
 
-    async def stream(
+    def stream(
         self, model: str, request: ProviderRequest, options: AttemptOptions
     ) -> AsyncGenerator[list[Chunk], None]:
         body: dict[str, Any] = {
@@ -124,45 +123,18 @@ class OpenAIProvider:
         }
         if self.config.stream_usage:
             body["stream_options"] = {"include_usage": True}
-        timeout = httpx.Timeout(options.connect_timeout_s, read=None)
-        headers_seen = [False]
-        with transport_errors(self.name, headers_seen):
-            async with self._client.stream(
-                "POST", self._url, content=_encode(body), headers=self._headers, timeout=timeout
-            ) as response:
-                if response.status_code >= 400:
-                    raise error_for_status(
-                        self.name,
-                        response.status_code,
-                        response.headers,
-                        await response.aread(),
-                        openai_style_classifier,
-                    )
-                headers_seen[0] = True
-                parser = SSEParser()
-                done = finished = False
-                async for data in response.aiter_raw():
-                    batch: list[Chunk] = []
-                    error: ProviderError | None = None
-                    try:
-                        for _event, payload in parser.feed(data):
-                            if payload == b"[DONE]":
-                                done = True
-                            else:
-                                finished |= self._translate(payload, batch)
-                    except ProviderError as exc:
-                        # Content that arrived in the same read as a bad event was
-                        # still delivered by the upstream: pass it on before failing.
-                        error = exc
-                    if batch:
-                        yield batch
-                    if error is not None:
-                        raise error
-                if not (done or (finished and not parser.pending)):
-                    raise StreamInterrupted(
-                        f"{self.name} stream ended without [DONE] or a finish_reason",
-                        provider=self.name,
-                    )
+        reader = _Reader(self)
+        return sse_chunks(
+            self._client,
+            self.name,
+            self._url,
+            headers=self._headers,
+            body=_encode(body),
+            options=options,
+            classify=openai_style_classifier,
+            feed=reader.feed,
+            complete=reader.complete,
+        )
 
     def _translate(self, payload: bytes, out: list[Chunk]) -> bool:
         """Append the chunks in one SSE payload; True if it carried a finish_reason."""
@@ -203,3 +175,26 @@ class OpenAIProvider:
         if specific in (ContentFiltered, ContextLengthExceeded):
             return specific(message, provider=self.name)
         return StreamErrorEvent(message, provider=self.name)
+
+
+class _Reader:
+    """The end markers of one stream: ``[DONE]``, or at least a finish_reason."""
+
+    __slots__ = ("_provider", "done", "finished")
+
+    def __init__(self, provider: OpenAIProvider) -> None:
+        self._provider = provider
+        self.done = self.finished = False
+
+    def feed(self, _event: bytes | None, payload: bytes, out: list[Chunk]) -> None:
+        if payload == b"[DONE]":
+            self.done = True
+        elif self._provider._translate(payload, out):
+            self.finished = True
+
+    def complete(self) -> None:
+        if not (self.done or self.finished):
+            name = self._provider.name
+            raise StreamInterrupted(
+                f"{name} stream ended without [DONE] or a finish_reason", provider=name
+            )
