@@ -1,0 +1,239 @@
+"""A cheap closed-loop load generator for streamed chat completions.
+
+Each of ``concurrency`` keep-alive connections sends one request, reads the whole
+chunked SSE answer and sends the next, until the phase's deadline. Raw asyncio
+protocols keep the client's own cost per response to tens of microseconds, so the
+thing being measured is the server, not the client.
+
+Per response it records:
+
+- TTFT: from writing the request to receiving the first event with non-empty
+  ``delta.content``;
+- total: from writing the request to receiving the end of the chunked body;
+- ok: status 200, ``data: [DONE]`` at the end and exactly the expected number of
+  content chunks (``"content":"tok``) on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Phase", "Sample", "percentile", "request_bytes", "run_phase"]
+
+_TERMINATOR = b"\r\n0\r\n\r\n"
+_CONTENT = b'"content":"'
+_TOKEN = b'"content":"tok'
+_REQUEST_TIMEOUT_S = 30.0
+
+
+@dataclass(slots=True)
+class Sample:
+    ttft: float
+    total: float
+    ok: bool
+
+
+def request_bytes(host: str, port: int, model: str, key: str | None = None) -> bytes:
+    body = (
+        b'{"model":"%s","messages":[{"role":"user","content":"Say fifty tokens."}],'
+        b'"stream":true,"stream_options":{"include_usage":true}}' % model.encode()
+    )
+    auth = f"authorization: Bearer {key}\r\n" if key else ""
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\n"
+        f"content-type: application/json\r\naccept: text/event-stream\r\n{auth}"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection with at most one request in flight."""
+
+    def __init__(self, expect_chunks: int) -> None:
+        self._expect = expect_chunks
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[Sample] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ConnectionError(f"connection lost: {exc!r}"))
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def request(self, data: bytes) -> asyncio.Future[Sample]:
+        assert self._transport is not None and (self._waiter is None or self._waiter.done())
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._head = b""
+        self._body = bytearray(b"\r\n")  # so that an empty chunked body also ends in _TERMINATOR
+        self._length: int | None = None
+        self._status = 0
+        self._scan = 0
+        self._ttft = 0.0
+        self._start = time.perf_counter()
+        self._transport.write(data)
+        return self._waiter
+
+    def data_received(self, data: bytes) -> None:
+        if self._waiter is None or self._waiter.done():
+            return
+        if self._status == 0:
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, data = self._head[:end].lower(), self._head[end + 4 :]
+            self._status = int(head[9:12])
+            if b"\r\ntransfer-encoding: chunked" not in head:
+                i = head.find(b"\r\ncontent-length:")
+                self._length = int(head[i + 17 :].split(b"\r\n")[0]) if i >= 0 else 0
+        body = self._body
+        before = len(body)
+        body += data
+        if not self._ttft:
+            self._find_first_content()
+        if self._length is not None:
+            if len(body) - 2 >= self._length:
+                self._finish(ok=False)
+        elif body.find(_TERMINATOR, max(before - 6, 0)) >= 0:
+            ok = (
+                self._status == 200
+                and b"data: [DONE]" in body[-48:]
+                and body.count(_TOKEN) == self._expect
+            )
+            self._finish(ok)
+
+    def _find_first_content(self) -> None:
+        body = self._body
+        while True:
+            i = body.find(_CONTENT, self._scan)
+            if i < 0 or i + len(_CONTENT) >= len(body):
+                self._scan = max(len(body) - len(_CONTENT), self._scan)
+                return
+            if body[i + len(_CONTENT)] != 0x22:  # '"': an empty delta (the role chunk)
+                self._ttft = time.perf_counter() - self._start
+                return
+            self._scan = i + 1
+
+    def _finish(self, ok: bool) -> None:
+        total = time.perf_counter() - self._start
+        assert self._waiter is not None
+        self._waiter.set_result(Sample(self._ttft or total, total, ok))
+
+
+@dataclass
+class Phase:
+    """What one timed phase produced."""
+
+    samples: list[Sample] = field(default_factory=list)
+    errors: int = 0
+    elapsed: float = 0.0
+    first_error: str = ""
+
+
+async def _connect(host: str, port: int, expect: int) -> _Conn:
+    loop = asyncio.get_running_loop()
+    _, conn = await loop.create_connection(lambda: _Conn(expect), host, port)
+    return conn
+
+
+async def _worker(
+    conns: list[_Conn],
+    slot: int,
+    host: str,
+    port: int,
+    data: bytes,
+    expect: int,
+    deadline: float,
+    budget: list[int],
+    phase: Phase,
+) -> None:
+    while time.perf_counter() < deadline and budget[0] > 0:
+        budget[0] -= 1
+        try:
+            if conns[slot].closed:
+                conns[slot] = await _connect(host, port, expect)
+            sample = await asyncio.wait_for(conns[slot].request(data), _REQUEST_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            phase.errors += 1
+            phase.first_error = phase.first_error or repr(exc)
+            conns[slot].close()
+            conns[slot].closed = True
+            await asyncio.sleep(0.01)
+            continue
+        if sample.ok:
+            phase.samples.append(sample)
+        else:
+            phase.errors += 1
+            phase.first_error = phase.first_error or "bad response (status, [DONE] or chunk count)"
+
+
+async def run_phase(
+    host: str,
+    port: int,
+    data: bytes,
+    *,
+    expect_chunks: int,
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    max_requests: int,
+    on_measure_start: Callable[[], None] | None = None,
+    on_measure_end: Callable[[], None] | None = None,
+) -> Phase:
+    """Warm up, call ``on_measure_start()``, measure for ``duration_s``, then call
+    ``on_measure_end()`` as the last response of the phase arrives.
+
+    Every loop is bounded twice: by the deadline and by ``max_requests``; a request
+    that takes longer than 30 s counts as an error."""
+    conns = [await _connect(host, port, expect_chunks) for _ in range(concurrency)]
+    try:
+        warm = Phase()
+        budget = [max_requests]
+        end = time.perf_counter() + warmup_s
+        await asyncio.gather(
+            *(
+                _worker(conns, i, host, port, data, expect_chunks, end, budget, warm)
+                for i in range(concurrency)
+            )
+        )
+        if on_measure_start is not None:
+            on_measure_start()
+        phase = Phase()
+        budget = [max_requests]
+        start = time.perf_counter()
+        end = start + duration_s
+        await asyncio.gather(
+            *(
+                _worker(conns, i, host, port, data, expect_chunks, end, budget, phase)
+                for i in range(concurrency)
+            )
+        )
+        phase.elapsed = time.perf_counter() - start
+        if on_measure_end is not None:
+            on_measure_end()
+        phase.errors += warm.errors
+        phase.first_error = phase.first_error or warm.first_error
+        return phase
+    finally:
+        for c in conns:
+            c.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of unsorted values (0 for none)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(math.ceil(q * len(ordered)) - 1, 0))]
