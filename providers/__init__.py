@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from providers._client import Transport, make_client
+from providers._client import Transport, Upstream, make_client
 from providers.anthropic import AnthropicConfig, AnthropicProvider
 from providers.config import GatewayConfig, ProviderConfig, decode_config, load_config
 from providers.gemini import GeminiConfig, GeminiProvider
@@ -19,6 +19,7 @@ __all__ = [
     "GatewayConfig",
     "ProviderConfig",
     "Transport",
+    "Upstream",
     "build_provider",
     "build_table",
     "decode_config",
@@ -28,7 +29,7 @@ __all__ = [
 
 
 def build_provider(
-    name: str, config: ProviderConfig, client: httpx.AsyncClient, env: Mapping[str, str]
+    name: str, config: ProviderConfig, client: Upstream, env: Mapping[str, str]
 ) -> Provider:
     match config:
         case OpenAIConfig():
@@ -42,7 +43,7 @@ def build_provider(
 
 
 def build_table(
-    config: GatewayConfig, client: httpx.AsyncClient, env: Mapping[str, str], revision: int = 0
+    config: GatewayConfig, client: Upstream, env: Mapping[str, str], revision: int = 0
 ) -> RoutingTable:
     """Compile a configuration into an immutable routing table."""
     providers = {

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 
 import httpx
 
+from providers._client import Upstream
 from providers._http import Classifier, error_for_status, transport_errors
 from providers._sse import SSEParser
 from router.errors import ProviderError, StreamInterrupted
@@ -19,9 +20,9 @@ Feed = Callable[[bytes | None, bytes, list[Chunk]], None]
 
 
 async def sse_chunks(
-    client: httpx.AsyncClient,
+    client: Upstream,
     provider: str,
-    url: str,
+    url: httpx.URL,
     *,
     headers: Mapping[str, str],
     body: bytes,

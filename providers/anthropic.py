@@ -10,6 +10,7 @@ import httpx
 import msgspec
 from msgspec import Meta
 
+from providers._client import Upstream
 from providers._convert import data_url, parts, stop_sequences, text_of, tool_arguments
 from providers._stream import sse_chunks
 from router.errors import (
@@ -423,7 +424,7 @@ class AnthropicProvider:
         self,
         name: str,
         config: AnthropicConfig,
-        client: httpx.AsyncClient,
+        client: Upstream,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
@@ -431,7 +432,7 @@ class AnthropicProvider:
         self.supports_prefill = config.supports_prefill
         self._no_prefill = tuple(config.no_prefill_models)
         self._client = client
-        self._url = config.base_url.rstrip("/") + "/v1/messages"
+        self._url = httpx.URL(config.base_url.rstrip("/") + "/v1/messages")
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
+from providers._client import Upstream
 from providers._convert import data_url, parts, stop_sequences, text_of, tool_arguments
 from providers._stream import sse_chunks
 from router.errors import (
@@ -374,7 +375,7 @@ class GeminiProvider:
         self,
         name: str,
         config: GeminiConfig,
-        client: httpx.AsyncClient,
+        client: Upstream,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
@@ -382,6 +383,7 @@ class GeminiProvider:
         self.supports_prefill = config.supports_prefill
         self._client = client
         self._base = f"{config.base_url.rstrip('/')}/{config.api_version}/models/"
+        self._urls: dict[str, httpx.URL] = {}
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",
@@ -397,7 +399,10 @@ class GeminiProvider:
         self, model: str, request: ProviderRequest, options: AttemptOptions
     ) -> AsyncGenerator[list[Chunk], None]:
         body = _encode(_body(request, self.name))
-        url = f"{self._base}{model.removeprefix('models/')}:streamGenerateContent?alt=sse"
+        url = self._urls.get(model)
+        if url is None:  # parsed once per model, not per request
+            path = f"{model.removeprefix('models/')}:streamGenerateContent?alt=sse"
+            url = self._urls[model] = httpx.URL(self._base + path)
         reader = _Reader(self.name)
         return sse_chunks(
             self._client,

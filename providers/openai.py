@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
+from providers._client import Upstream
 from providers._http import openai_style_classifier
 from providers._stream import sse_chunks
 from router.errors import (
@@ -93,14 +94,14 @@ class OpenAIProvider:
         self,
         name: str,
         config: OpenAIConfig,
-        client: httpx.AsyncClient,
+        client: Upstream,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self.supports_prefill = config.supports_prefill
         self._client = client
-        self._url = config.base_url.rstrip("/") + "/chat/completions"
+        self._url = httpx.URL(config.base_url.rstrip("/") + "/chat/completions")
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",

@@ -8,9 +8,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 
-import httpx
-
-from providers import GatewayConfig, build_table, make_client
+from providers import GatewayConfig, Upstream, build_table, make_client
 from router.engine import Engine
 from router.events import Done, Event, Failed, TextDelta, ToolCallDelta
 from router.provider import ProviderRequest
@@ -42,7 +40,7 @@ class Gateway:
         self.master_key = self.env.get(config.server.master_key_env) or None
         self.engine = Engine(clock=time.monotonic, rng=random.random)
         self.observers: list[Observer] = []
-        self._client: httpx.AsyncClient | None = None
+        self._client: Upstream | None = None
         self.table: RoutingTable
 
     async def start(self) -> None:

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
-from providers import make_client
+from providers import Upstream, make_client
 from tests.fakes.openai_upstream import FakeUpstream
 
 
@@ -16,7 +15,7 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(params=["aiohttp", "httpx"])
-async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[Upstream]:
     """The real shared client, over each transport the gateway can be configured with."""
     client = make_client(request.param)
     yield client

@@ -6,10 +6,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from providers import build_provider, decode_config
+from providers import Upstream, build_provider, decode_config
 from providers.anthropic import AnthropicConfig, AnthropicProvider
 from router.engine import Engine
 from router.errors import (
@@ -52,14 +51,14 @@ def upstream() -> Iterator[AnthropicUpstream]:
 
 
 def make_provider(
-    client: httpx.AsyncClient, base_url: str, env: dict[str, str] | None = None, **config: Any
+    client: Upstream, base_url: str, env: dict[str, str] | None = None, **config: Any
 ) -> AnthropicProvider:
     cfg = AnthropicConfig(base_url=base_url, api_key_env="UP_KEY", **config)
     return AnthropicProvider("claude", cfg, client, {"UP_KEY": "sk-ant"} if env is None else env)
 
 
 @pytest.fixture
-def provider(client: httpx.AsyncClient, upstream: AnthropicUpstream) -> AnthropicProvider:
+def provider(client: Upstream, upstream: AnthropicUpstream) -> AnthropicProvider:
     return make_provider(client, upstream.base_url)
 
 
@@ -209,7 +208,7 @@ async def test_the_fake_speaks_the_stream_the_anthropic_sdk_parses(
 
 
 async def test_posts_to_v1_messages_with_key_version_and_configured_headers(
-    client: httpx.AsyncClient, upstream: AnthropicUpstream
+    client: Upstream, upstream: AnthropicUpstream
 ) -> None:
     provider = make_provider(client, upstream.base_url + "/", headers={"anthropic-beta": "x"})
     upstream.script("claude-test", Stream(["ok"]))
@@ -223,7 +222,7 @@ async def test_posts_to_v1_messages_with_key_version_and_configured_headers(
 
 
 async def test_sends_no_key_when_the_key_variable_is_unset(
-    client: httpx.AsyncClient, upstream: AnthropicUpstream
+    client: Upstream, upstream: AnthropicUpstream
 ) -> None:
     upstream.script("claude-test", Stream(["ok"]))
     await collect(make_provider(client, upstream.base_url, env={}))
@@ -259,7 +258,7 @@ async def test_max_tokens_comes_from_the_request_when_it_names_one(
 
 
 async def test_default_max_tokens_is_configurable(
-    client: httpx.AsyncClient, upstream: AnthropicUpstream
+    client: Upstream, upstream: AnthropicUpstream
 ) -> None:
     provider = make_provider(client, upstream.base_url, default_max_tokens=64)
     assert (await sent(provider, upstream))["max_tokens"] == 64
@@ -467,7 +466,7 @@ async def test_prefill_trailing_whitespace_is_stripped_and_not_repeated_by_the_c
 
 
 def test_prefill_is_refused_for_models_matching_a_no_prefill_prefix(
-    client: httpx.AsyncClient,
+    client: Upstream,
 ) -> None:
     provider = make_provider(
         client, "http://unused", no_prefill_models=["claude-opus-4-6", "claude-x"]
@@ -484,7 +483,7 @@ def test_prefill_is_refused_for_models_matching_a_no_prefill_prefix(
     ("model", "last_role"), [("claude-new", "assistant"), ("claude-old-1", "user")]
 )
 async def test_engine_prefill_mode_continues_as_user_turn_on_a_no_prefill_model(
-    client: httpx.AsyncClient, upstream: AnthropicUpstream, model: str, last_role: str
+    client: Upstream, upstream: AnthropicUpstream, model: str, last_role: str
 ) -> None:
     provider = make_provider(client, upstream.base_url, no_prefill_models=["claude-old"])
     upstream.script("claude-first", Stream(["Once", " upon", " a"], end="cut", after=2))
@@ -628,7 +627,7 @@ async def test_a_stream_that_stalls_is_ended_by_the_engine_stall_timeout(
 
 
 async def test_a_kind_anthropic_table_decodes_and_builds_this_provider(
-    client: httpx.AsyncClient,
+    client: Upstream,
 ) -> None:
     config = decode_config(
         {"providers": {"claude": {"kind": "anthropic", "no_prefill_models": ["claude-opus-4-6"]}}}

@@ -6,10 +6,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from providers import build_provider, decode_config
+from providers import Upstream, build_provider, decode_config
 from providers.gemini import GeminiConfig, GeminiProvider
 from router.engine import Engine
 from router.errors import (
@@ -54,14 +53,14 @@ def upstream() -> Iterator[GeminiUpstream]:
 
 
 def make_provider(
-    client: httpx.AsyncClient, base_url: str, env: dict[str, str] | None = None, **config: Any
+    client: Upstream, base_url: str, env: dict[str, str] | None = None, **config: Any
 ) -> GeminiProvider:
     cfg = GeminiConfig(base_url=base_url, api_key_env="UP_KEY", **config)
     return GeminiProvider("gem", cfg, client, {"UP_KEY": "AIza-key"} if env is None else env)
 
 
 @pytest.fixture
-def provider(client: httpx.AsyncClient, upstream: GeminiUpstream) -> GeminiProvider:
+def provider(client: Upstream, upstream: GeminiUpstream) -> GeminiProvider:
     return make_provider(client, upstream.base_url)
 
 
@@ -204,7 +203,7 @@ async def test_reuses_the_connection_for_consecutive_requests(
 
 
 async def test_posts_to_stream_generate_content_with_alt_sse_and_the_key_header(
-    client: httpx.AsyncClient, upstream: GeminiUpstream
+    client: Upstream, upstream: GeminiUpstream
 ) -> None:
     provider = make_provider(client, upstream.base_url + "/", headers={"x-goog-user-project": "p"})
     upstream.script("gemini-test", Stream(["ok"]))
@@ -217,16 +216,14 @@ async def test_posts_to_stream_generate_content_with_alt_sse_and_the_key_header(
 
 
 async def test_sends_no_key_when_the_key_variable_is_unset(
-    client: httpx.AsyncClient, upstream: GeminiUpstream
+    client: Upstream, upstream: GeminiUpstream
 ) -> None:
     upstream.script("gemini-test", Stream(["ok"]))
     await collect(make_provider(client, upstream.base_url, env={}))
     assert "x-goog-api-key" not in upstream.headers[0]
 
 
-async def test_api_version_is_configurable(
-    client: httpx.AsyncClient, upstream: GeminiUpstream
-) -> None:
+async def test_api_version_is_configurable(client: Upstream, upstream: GeminiUpstream) -> None:
     provider = make_provider(client, upstream.base_url, api_version="v1")
     with pytest.raises(ModelNotFound):  # the fake serves v1beta only
         await collect(provider)
@@ -388,7 +385,7 @@ async def test_a_request_gemini_cannot_express_is_invalid_before_anything_is_sen
     assert upstream.requests == []
 
 
-def test_prefill_is_off_by_default_and_can_be_declared(client: httpx.AsyncClient) -> None:
+def test_prefill_is_off_by_default_and_can_be_declared(client: Upstream) -> None:
     assert not prefill_ok(make_provider(client, "http://unused"), "gemini-test")
     assert prefill_ok(make_provider(client, "http://unused", supports_prefill=True), "gemini-test")
 
@@ -560,7 +557,7 @@ async def test_engine_prefill_mode_continues_gemini_as_a_user_turn(
 
 
 async def test_a_kind_gemini_table_decodes_and_builds_this_provider(
-    client: httpx.AsyncClient,
+    client: Upstream,
 ) -> None:
     config = decode_config({"providers": {"gem": {"kind": "gemini", "api_version": "v1"}}})
     assert config.providers["gem"] == GeminiConfig(api_version="v1")

@@ -7,9 +7,9 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
+from providers import Upstream
 from providers.openai import OpenAIConfig, OpenAIProvider
 from router.errors import (
     AuthenticationFailed,
@@ -35,14 +35,14 @@ OPTIONS = AttemptOptions(connect_timeout_s=2.0)
 
 
 def make_provider(
-    client: httpx.AsyncClient, base_url: str, env: dict[str, str] | None = None, **config: Any
+    client: Upstream, base_url: str, env: dict[str, str] | None = None, **config: Any
 ) -> OpenAIProvider:
     cfg = OpenAIConfig(base_url=base_url, api_key_env="UP_KEY", **config)
     return OpenAIProvider("up", cfg, client, {"UP_KEY": "sk-upstream"} if env is None else env)
 
 
 @pytest.fixture
-def provider(client: httpx.AsyncClient, upstream: FakeUpstream) -> OpenAIProvider:
+def provider(client: Upstream, upstream: FakeUpstream) -> OpenAIProvider:
     return make_provider(client, upstream.base_url)
 
 
@@ -123,7 +123,7 @@ async def test_sends_model_messages_stream_usage_option_and_passthrough_params(
 
 
 async def test_no_usage_chunk_is_asked_for_when_stream_usage_is_off(
-    client: httpx.AsyncClient, upstream: FakeUpstream
+    client: Upstream, upstream: FakeUpstream
 ) -> None:
     upstream.script("gpt-test", Stream(["ok"]))
     chunks = [
@@ -136,7 +136,7 @@ async def test_no_usage_chunk_is_asked_for_when_stream_usage_is_off(
 
 
 async def test_sends_bearer_key_from_the_env_mapping_and_configured_headers(
-    client: httpx.AsyncClient, upstream: FakeUpstream
+    client: Upstream, upstream: FakeUpstream
 ) -> None:
     upstream.script("gpt-test", Stream(["ok"]))
     await collect(make_provider(client, upstream.base_url, headers={"x-org": "acme"}))
@@ -147,7 +147,7 @@ async def test_sends_bearer_key_from_the_env_mapping_and_configured_headers(
 
 
 async def test_sends_no_authorization_when_the_key_variable_is_unset(
-    client: httpx.AsyncClient, upstream: FakeUpstream
+    client: Upstream, upstream: FakeUpstream
 ) -> None:
     upstream.script("gpt-test", Stream(["ok"]))
     await collect(make_provider(client, upstream.base_url, env={}))
@@ -260,9 +260,7 @@ def closed_port() -> int:
     return port
 
 
-async def test_connection_refused_is_connect_failed(
-    client: httpx.AsyncClient, closed_port: int
-) -> None:
+async def test_connection_refused_is_connect_failed(client: Upstream, closed_port: int) -> None:
     provider = make_provider(client, f"http://127.0.0.1:{closed_port}/v1")
     with pytest.raises(ConnectFailed):
         await collect(provider)
@@ -289,7 +287,7 @@ def full_backlog() -> Iterator[int]:
 
 
 async def test_connect_timeout_is_upstream_timeout_in_the_connect_phase(
-    client: httpx.AsyncClient, full_backlog: int
+    client: Upstream, full_backlog: int
 ) -> None:
     provider = make_provider(client, f"http://127.0.0.1:{full_backlog}/v1")
     with pytest.raises(UpstreamTimeout) as info:
