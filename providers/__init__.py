@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import httpx
-
 from providers._client import Transport, Upstream, make_client
 from providers.anthropic import AnthropicConfig, AnthropicProvider
 from providers.config import GatewayConfig, ProviderConfig, decode_config, load_config
