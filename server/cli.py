@@ -1,14 +1,15 @@
-"""``llmgate`` command line: ``serve`` and ``check-config``."""
+"""``llmgate`` command line: ``serve``, ``check-config``, ``db``, ``config``, ``revisions``."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import os
 import socket
 import sys
 
-from router.errors import ConfigError
+from router.errors import ConfigError, LLMGateError
 
 __all__ = ["main"]
 
@@ -75,6 +76,82 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db(args: argparse.Namespace) -> int:
+    from server.store import commands, database_url
+
+    url = database_url(args.database_url)
+    if args.db_command == "upgrade":
+        return commands.db_upgrade(url, args.revision)
+    return commands.db_downgrade(url, args.revision)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from server.store import commands, database_url
+
+    url = database_url(args.database_url)
+    match args.config_command:
+        case "plan":
+            return commands.run(commands.plan(url, args.file, prune=args.prune))
+        case "apply":
+            actor = args.actor or _default_actor()
+            return commands.run(commands.apply(url, args.file, prune=args.prune, actor=actor))
+        case _:
+            return commands.run(commands.export(url, args.output))
+
+
+def _revisions(args: argparse.Namespace) -> int:
+    from server.store import commands, database_url
+
+    return commands.run(commands.revisions(database_url(args.database_url), args.limit))
+
+
+def _default_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
+
+
+def _add_database_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL (default: $LLMGATE_DATABASE_URL, else sqlite file ./llmgate.db)",
+    )
+
+
+def _add_store_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = sub.add_parser("db", help="database schema migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="migrate the schema to the latest (or REV)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = db_sub.add_parser("downgrade", help="migrate the schema back to REV ('base': empty)")
+    down.add_argument("revision")
+    for p in (up, down):
+        _add_database_url(p)
+        p.set_defaults(func=_db)
+
+    config = sub.add_parser("config", help="the configuration in the database")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    plan = config_sub.add_parser("plan", help="show what `config apply FILE` would change")
+    apply = config_sub.add_parser("apply", help="apply a TOML file as one new revision")
+    for p in (plan, apply):
+        p.add_argument("file")
+        p.add_argument(
+            "--prune", action="store_true", help="also remove providers and routes not in FILE"
+        )
+    apply.add_argument("--actor", help="who to record for the revision (default: cli:$USER)")
+    export = config_sub.add_parser("export", help="write the live configuration as TOML")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    for p in (plan, apply, export):
+        _add_database_url(p)
+        p.set_defaults(func=_config)
+
+    revisions = sub.add_parser("revisions", help="list configuration revisions, newest first")
+    revisions.add_argument("--limit", type=int, default=50)
+    _add_database_url(revisions)
+    revisions.set_defaults(func=_revisions)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmgate", description="A declarative LLM router.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,11 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(func=_check_config)
+    _add_store_commands(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
     except ConfigError as exc:
         print(f"llmgate: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except LLMGateError as exc:
+        print(f"llmgate: {exc}", file=sys.stderr)
         return 2
     return code
 

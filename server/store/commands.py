@@ -1,0 +1,130 @@
+"""``llmgate db ...``, ``llmgate config ...`` and ``llmgate revisions``.
+
+Each returns the process exit code; errors are raised as `LLMGateError`s, which the
+CLI prints and turns into exit code 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic.util import CommandError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from providers.config import ServerSettings, load_config
+from router.errors import LLMGateError
+from server.store.database import create_engine, display_url
+from server.store.diff import diff_configs
+from server.store.errors import DatabaseError, NotFound
+from server.store.export import to_toml
+from server.store.migration import check_schema, downgrade, head_revision, upgrade
+from server.store.service import PolicyStore
+
+__all__ = ["apply", "db_downgrade", "db_upgrade", "export", "plan", "revisions", "run"]
+
+T = TypeVar("T")
+
+
+def run(command: Coroutine[Any, Any, T]) -> T:
+    """Run an async command; database failures become a `DatabaseError`."""
+    try:
+        return asyncio.run(command)
+    except (SQLAlchemyError, OSError) as exc:
+        raise DatabaseError(f"database error: {_detail(exc)}") from None
+
+
+def db_upgrade(url: str, revision: str) -> int:
+    _migrate(upgrade, url, revision)
+    target = head_revision() if revision == "head" else revision
+    print(f"{display_url(url)}: schema at {target}")
+    return 0
+
+
+def db_downgrade(url: str, revision: str) -> int:
+    _migrate(downgrade, url, revision)
+    print(f"{display_url(url)}: schema at {revision}")
+    return 0
+
+
+def _migrate(step: Callable[[str, str], None], url: str, revision: str) -> None:
+    try:
+        step(url, revision)
+    except CommandError as exc:  # e.g. an unknown revision
+        raise NotFound(f"migrations: {exc}") from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise DatabaseError(f"database error: {_detail(exc)}") from None
+
+
+def _detail(exc: Exception) -> str:
+    detail = exc.orig if isinstance(exc, DBAPIError) else exc
+    return f"{type(detail).__name__}: {detail}"
+
+
+@asynccontextmanager
+async def _store(url: str) -> AsyncIterator[PolicyStore]:
+    engine = create_engine(url)
+    try:
+        await check_schema(engine)
+        yield PolicyStore(engine)
+    finally:
+        await engine.dispose()
+
+
+async def plan(url: str, file: str, *, prune: bool) -> int:
+    """What ``config apply FILE`` would change, field by field."""
+    config = load_config(file)
+    async with _store(url) as store:
+        revision, current = await store.load()
+        await store.apply(config, prune=prune, actor="plan", dry_run=True)  # validates
+    print(f"{file} against revision {revision} of {display_url(url)}:")
+    for line in diff_configs(current, config).render(prune=prune):
+        print(line)
+    if config.server != ServerSettings():
+        print(
+            "note: [server] holds process settings, read by `llmgate serve --config`; "
+            "they are not stored in the database"
+        )
+    return 0
+
+
+async def apply(url: str, file: str, *, prune: bool, actor: str) -> int:
+    """Apply FILE as one new revision; nothing changes when nothing differs."""
+    config = load_config(file)
+    async with _store(url) as store:
+        result = await store.apply(config, prune=prune, actor=actor, label=f"apply {file}")
+    if result.written:
+        print(f"applied {file} as revision {result.revision}: {result.diff.summary()}")
+    else:
+        print(f"no changes: the database stays at revision {result.revision}")
+    return 0
+
+
+async def export(url: str, output: str | None) -> int:
+    """The live configuration as TOML, to ``output`` or standard output."""
+    async with _store(url) as store:
+        revision, config = await store.load()
+    text = to_toml(config, revision=revision)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            await asyncio.to_thread(Path(output).write_text, text)
+        except OSError as exc:  # not a database error, which `run` would call it
+            raise LLMGateError(f"cannot write {output}: {exc.strerror}") from None
+        print(f"wrote revision {revision} to {output}", file=sys.stderr)
+    return 0
+
+
+async def revisions(url: str, limit: int) -> int:
+    async with _store(url) as store:
+        rows = await store.revisions(limit)
+    if not rows:
+        print("no revisions yet")
+    for r in rows:
+        print(f"{r.id:>6}  {r.created_at:%Y-%m-%d %H:%M:%S}Z  {r.actor}  {r.summary}")
+    return 0
