@@ -4,6 +4,7 @@
 canonical JSON of their msgspec Structs. ``revisions`` keeps every revision with a
 full snapshot, so a rollback is just another write. ``config_state`` is a single row:
 the current revision (the row every writer locks) and the ``[defaults]`` policy.
+``request_log`` has one row per finished request (written by `server.observe`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, DateTime, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ConfigState", "ProviderRow", "RevisionRow", "RouteRow"]
+__all__ = ["Base", "ConfigState", "ProviderRow", "RequestLog", "RevisionRow", "RouteRow"]
 
 NAME_LENGTH = 200
+TARGET_LENGTH = 256
 
 
 class Base(DeclarativeBase):
@@ -70,3 +82,39 @@ class ConfigState(Base):
     """0 until the first write: an empty database, which `seed_if_empty` fills."""
     defaults: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class RequestLog(Base):
+    """One finished request: its outcome, timings, usage and full engine record.
+
+    The dashboard lists rows newest first, filtered by route, status or target: each
+    filter has a ``(column, created_at)`` index, which also serves the filter alone.
+    """
+
+    __tablename__ = "request_log"
+    __table_args__ = (
+        CheckConstraint("status IN ('ok', 'partial', 'failed')", name="status"),
+        Index("ix_request_log_route_created_at", "route", "created_at"),
+        Index("ix_request_log_status_created_at", "status", "created_at"),
+        Index("ix_request_log_target_created_at", "target", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The request id the client saw (``x-llmgate-request-id``)."""
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    """When the request started (UTC)."""
+    route: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    target: Mapped[str | None] = mapped_column(String(TARGET_LENGTH))
+    """The target that answered (``ok``) or was tried last; None if none was tried."""
+    status: Mapped[str] = mapped_column(String(16))
+    """``ok``, ``partial`` (content was delivered, then it failed) or ``failed``."""
+    latency_ms: Mapped[float] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    total_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    """None while no price is known for the targets that answered."""
+    error: Mapped[str | None] = mapped_column(Text)
+    record: Mapped[dict[str, Any]]
+    """The engine's `RequestRecord`: every attempt and stream switch."""

@@ -12,6 +12,7 @@ import pytest
 
 from providers import load_config
 from server.store import DATABASE_URL_ENV, PolicyStore
+from server.store.migration import head_revision
 
 FULL = """
 [defaults]
@@ -151,7 +152,7 @@ def test_commands_refuse_a_database_that_was_not_upgraded_and_create_nothing(
 
 
 def test_the_database_defaults_to_llmgate_db_in_the_working_directory(tmp_path: Path) -> None:
-    assert "schema at 0001" in ok("db", "upgrade", cwd=tmp_path)
+    assert f"schema at {head_revision()}" in ok("db", "upgrade", cwd=tmp_path)
     assert (tmp_path / "llmgate.db").exists()
     env = {DATABASE_URL_ENV: f"sqlite:///{tmp_path / 'other.db'}"}
     ok("db", "upgrade", cwd=tmp_path, env=env)

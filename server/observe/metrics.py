@@ -1,0 +1,283 @@
+"""Prometheus metrics from the engine's events: an `Observer` with a registry of its own.
+
+Counted when a request ends, from the `RequestRecord` its `Done` or `Failed` carries:
+
+- ``llmgate_requests_total{route, status}``: status ``ok``, ``partial`` or ``failed``;
+- ``llmgate_attempts_total{route, target, outcome, reason}``: every upstream attempt
+  (``reason`` is the failure reason, ``""`` for a success);
+- ``llmgate_fallbacks_total{route, from_target, to_target, reason}``: an attempt failed
+  and another one followed (a retry of the same target has ``from_target == to_target``);
+- ``llmgate_stream_switches_total{route, from_target, to_target, mode, reason}``: the
+  answer continued on another target after content was delivered;
+- ``llmgate_resets_total{route}``: switches that told the client to discard its text.
+
+Timed with this observer's clock, from the request's first event batch (its first
+``AttemptStarted``, yielded before any upstream is contacted):
+
+- ``llmgate_request_latency_seconds{route}``: until the final event;
+- ``llmgate_time_to_first_token_seconds{route}``: until the first content batch;
+- ``llmgate_gateway_overhead_seconds{route}``: the request's time to first token minus
+  the time to first token of the attempt that delivered it (``AttemptRecord.ttft_ms``),
+  i.e. what the gateway added before the first token compared with calling that target
+  directly: failed attempts, retry waits and the gateway's own processing.
+
+And, read when scraped: the request log's queue depth, written rows, write errors and
+dropped rows (`watch_request_log`), and ``llmgate_metrics_evicted_requests_total``,
+requests whose state was evicted before they ended (see `Metrics.max_in_flight`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from itertools import pairwise
+from typing import Generic, Protocol, TypeVar
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from router.events import (
+    AttemptRecord,
+    AttemptStarted,
+    Done,
+    Event,
+    Failed,
+    RequestRecord,
+    TextDelta,
+    ToolCallDelta,
+)
+
+__all__ = ["Metrics", "RequestLogStats"]
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0)
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class RequestLogStats(Protocol):
+    """What the metrics read from the request log writer when scraped."""
+
+    @property
+    def depth(self) -> int: ...
+    @property
+    def written(self) -> int: ...
+    @property
+    def write_errors(self) -> int: ...
+    @property
+    def drops(self) -> Mapping[str, int]: ...
+
+
+class _Children(Generic[M]):
+    """A metric's labelled children, cached per label tuple: ``labels()`` validates
+    and locks on every call, which the hot path should not pay for twice."""
+
+    __slots__ = ("_cache", "_metric")
+
+    def __init__(self, metric: M) -> None:
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *labels: str) -> M:
+        child = self._cache.get(labels)
+        if child is None:
+            child = self._cache[labels] = self._metric.labels(*labels)
+        return child
+
+
+class _Live:
+    """One request in flight: when it began and where its first content came from."""
+
+    __slots__ = ("attempt", "first", "first_attempt", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.attempt = 0
+        self.first: float | None = None
+        self.first_attempt = 0
+
+
+class Metrics:
+    """An `Observer` (``observe``) that keeps Prometheus metrics in its own registry.
+
+    Per request it keeps only a start time and the first content's time and attempt,
+    dropped when the request ends. A request whose stream is abandoned (the client went
+    away) never ends, so at most ``max_in_flight`` requests are tracked: beyond that the
+    oldest is evicted and counted.
+    """
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.perf_counter, max_in_flight: int = 10_000
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.max_in_flight = max_in_flight
+        self._clock = clock
+        self._live: OrderedDict[str, _Live] = OrderedDict()
+        r = self.registry
+        self.requests = _Children(
+            Counter("llmgate_requests", "Requests by outcome.", ["route", "status"], registry=r)
+        )
+        self.attempts = _Children(
+            Counter(
+                "llmgate_attempts",
+                "Upstream attempts by outcome and failure reason.",
+                ["route", "target", "outcome", "reason"],
+                registry=r,
+            )
+        )
+        self.fallbacks = _Children(
+            Counter(
+                "llmgate_fallbacks",
+                "Failed attempts that another attempt followed.",
+                ["route", "from_target", "to_target", "reason"],
+                registry=r,
+            )
+        )
+        self.switches = _Children(
+            Counter(
+                "llmgate_stream_switches",
+                "Answers continued on another target after content was delivered.",
+                ["route", "from_target", "to_target", "mode", "reason"],
+                registry=r,
+            )
+        )
+        self.resets = _Children(
+            Counter(
+                "llmgate_resets", "Stream switches that reset the client.", ["route"], registry=r
+            )
+        )
+        self.latency = _Children(
+            Histogram(
+                "llmgate_request_latency_seconds",
+                "From the request's first event to its outcome.",
+                ["route"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
+        )
+        self.ttft = _Children(
+            Histogram(
+                "llmgate_time_to_first_token_seconds",
+                "From the request's first event to its first content.",
+                ["route"],
+                buckets=TTFT_BUCKETS,
+                registry=r,
+            )
+        )
+        self.overhead = _Children(
+            Histogram(
+                "llmgate_gateway_overhead_seconds",
+                "Time to first token minus that of the attempt which delivered it.",
+                ["route"],
+                buckets=OVERHEAD_BUCKETS,
+                registry=r,
+            )
+        )
+        self.evicted = Counter(
+            "llmgate_metrics_evicted_requests",
+            "Requests evicted from tracking before they ended (abandoned streams).",
+            registry=r,
+        )
+
+    def observe(self, request_id: str, batch: list[Event]) -> None:
+        """The `Observer`: called for every event batch of every request."""
+        live = self._live.get(request_id)
+        if live is None:
+            live = self._begin(request_id)
+        if live.first is None:
+            for event in batch:
+                if type(event) is TextDelta or type(event) is ToolCallDelta:
+                    live.first = self._clock()
+                    live.first_attempt = live.attempt
+                    break
+                if type(event) is AttemptStarted:
+                    live.attempt = event.attempt
+        if batch:  # the outcome travels alone, as the last batch
+            last = batch[-1]
+            if type(last) is Done:
+                self._end(request_id, live, last.record, "ok")
+            elif type(last) is Failed:
+                self._end(request_id, live, last.record, "partial" if last.partial else "failed")
+
+    def watch_request_log(self, log: RequestLogStats) -> None:
+        """Expose the request log writer's queue depth, writes and drops."""
+        self.registry.register(_RequestLogCollector(log))
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition: ``(body, content type)`` for ``GET /metrics``."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def _begin(self, request_id: str) -> _Live:
+        if len(self._live) >= self.max_in_flight:
+            self._live.popitem(last=False)
+            self.evicted.inc()
+        live = self._live[request_id] = _Live(self._clock())
+        return live
+
+    def _end(self, request_id: str, live: _Live, record: RequestRecord, status: str) -> None:
+        now = self._clock()
+        del self._live[request_id]
+        route = record.route
+        self.requests(route, status).inc()
+        self.latency(route).observe(now - live.start)
+        if live.first is not None:
+            ttft = live.first - live.start
+            self.ttft(route).observe(ttft)
+            answered = _attempt(record, live.first_attempt)
+            if answered is not None and answered.ttft_ms is not None:
+                self.overhead(route).observe(max(ttft - answered.ttft_ms / 1000, 0.0))
+        self._count(record)
+
+    def _count(self, record: RequestRecord) -> None:
+        route = record.route
+        for a in record.attempts:
+            self.attempts(route, a.target, a.outcome, a.error_type or "").inc()
+        for failed, following in pairwise(record.attempts):
+            self.fallbacks(route, failed.target, following.target, failed.error_type or "").inc()
+        for s in record.switches:
+            self.switches(route, s.from_target, s.to_target, s.mode, s.reason).inc()
+            if s.reset:
+                self.resets(route).inc()
+
+
+def _attempt(record: RequestRecord, number: int) -> AttemptRecord | None:
+    return next((a for a in record.attempts if a.attempt == number), None)
+
+
+class _RequestLogCollector(Collector):
+    def __init__(self, log: RequestLogStats) -> None:
+        self._log = log
+
+    def collect(self) -> Iterable[Metric]:
+        log = self._log
+        yield GaugeMetricFamily(
+            "llmgate_request_log_queue_depth",
+            "Request log rows waiting to be written.",
+            value=log.depth,
+        )
+        yield CounterMetricFamily(
+            "llmgate_request_log_written", "Request log rows written.", value=log.written
+        )
+        yield CounterMetricFamily(
+            "llmgate_request_log_write_errors",
+            "Failed request log writes (each is retried).",
+            value=log.write_errors,
+        )
+        dropped = CounterMetricFamily(
+            "llmgate_request_log_dropped",
+            "Request log rows dropped, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in log.drops.items():
+            dropped.add_metric([reason], count)
+        yield dropped
