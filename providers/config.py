@@ -7,9 +7,10 @@ all decode through these Structs, so an error names the same key path everywhere
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
+from msgspec import Meta
 
 from providers.anthropic import AnthropicConfig
 from providers.gemini import GeminiConfig
@@ -31,9 +32,17 @@ ProviderConfig = OpenAIConfig | AnthropicConfig | GeminiConfig | MockConfig
 
 
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``[server]``: settings of one process, read from the file ``serve`` is given and
+    never stored in the database."""
+
     master_key_env: str = "LLMGATE_MASTER_KEY"
     """The environment variable holding the client key."""
+    admin_key_env: str = "LLMGATE_ADMIN_KEY"
+    """The environment variable holding the admin API key (unset: no admin API)."""
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    reload_poll_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
+    """How often a gateway serving from the database compares its revision with the
+    database's: the safety net under LISTEN/NOTIFY, and the only signal on SQLite."""
 
 
 class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

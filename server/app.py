@@ -10,14 +10,17 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 
 from providers import GatewayConfig, load_config
 from router.errors import LLMGateError
+from server.admin_api import admin_router
 from server.anthropic_api import MESSAGES_PATH, create_message, http_error
 from server.gateway import Gateway
 from server.openai_api import chat_completions, healthz, list_models
 from server.openai_wire import error_body
+from server.reload import serve_from_database
+from server.store import DATABASE_URL_ENV
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -41,7 +44,12 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     if request.url.path.startswith(MESSAGES_PATH):  # Anthropic clients get Anthropic's shape
         return http_error(request, exc)
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-    body = {"error": {"message": exc.detail, "type": kind, "param": None, "code": None}}
+    message, param = exc.detail, None
+    if isinstance(exc, ValidationException) and exc.extra and isinstance(exc.extra, list):
+        first = exc.extra[0]  # litestar's {"key", "message", "source"} of a bad parameter
+        param = first.get("key") if isinstance(first, dict) else None
+        message = f"{message}: {param}: {first.get('message')}" if param else message
+    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
     return _error_response(exc.status_code, body, exc.headers)
 
 
@@ -58,20 +66,37 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
     return _error_response(500, body)
 
 
-def create_app(config: GatewayConfig, env: dict[str, str] | None = None) -> Litestar:
-    """A gateway app for a validated configuration. The lifespan owns the upstream client."""
+def create_app(
+    config: GatewayConfig, env: dict[str, str] | None = None, *, database_url: str | None = None
+) -> Litestar:
+    """A gateway app for a validated configuration. The lifespan owns the upstream client
+    and, with a ``database_url``, the database engine.
+
+    Without a database the app serves ``config`` as it is. With one (migrated, see
+    `server.store.upgrade`) it seeds an empty database from ``config``, serves the
+    database's current revision, hot-reloads every new one and offers the admin API;
+    ``config`` then only contributes its ``[server]`` settings.
+    """
     gateway = Gateway(config, env)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await gateway.start()
         try:
-            yield
+            if database_url is None:
+                yield
+                return
+            async with serve_from_database(database_url, gateway) as reloader:
+                app.state.reloader = reloader
+                try:
+                    yield
+                finally:
+                    app.state.reloader = None
         finally:
             await gateway.stop()
 
     app = Litestar(
-        route_handlers=[chat_completions, create_message, list_models, healthz],
+        route_handlers=[chat_completions, create_message, list_models, healthz, admin_router()],
         lifespan=[lifespan],
         exception_handlers={
             LLMGateError: _llmgate_error,
@@ -82,9 +107,14 @@ def create_app(config: GatewayConfig, env: dict[str, str] | None = None) -> Lite
         logging_config=None,
     )
     app.state.gateway = gateway
+    app.state.reloader = None
     return app
 
 
 def app_from_env() -> Litestar:
-    """Factory for `llmgate serve` workers: the CLI validated the file and passes its path."""
-    return create_app(load_config(os.environ["LLMGATE_CONFIG"]))
+    """Factory for `llmgate serve` workers: the CLI validated the file, migrated the
+    database, and passes the file's path and the database's URL."""
+    return create_app(
+        load_config(os.environ["LLMGATE_CONFIG"]),
+        database_url=os.environ.get(DATABASE_URL_ENV),
+    )

@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from providers import load_config
+    from server.store import DATABASE_URL_ENV, database_url, display_url
 
     config = load_config(args.config)
     key_env = config.server.master_key_env
@@ -41,15 +42,21 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    url = database_url(args.database_url)
+    _migrate(url)  # once, before any worker starts
     os.environ["LLMGATE_CONFIG"] = os.path.abspath(args.config)
+    os.environ[DATABASE_URL_ENV] = url  # absolute: every worker opens the same database
     if not os.environ.get(key_env):
         print(
             f"llmgate: no {key_env} set; accepting unauthenticated requests on loopback.",
             file=sys.stderr,
         )
+    admin_env = config.server.admin_key_env
+    if not os.environ.get(admin_env):
+        print(f"llmgate: no {admin_env} set; the admin API is disabled.", file=sys.stderr)
     print(
-        f"llmgate: serving {args.config} on http://{args.host}:{args.port}/v1 "
-        f"with {args.workers} worker(s)",
+        f"llmgate: serving on http://{args.host}:{args.port}/v1 with {args.workers} "
+        f"worker(s); policies from {display_url(url)} (seeded from {args.config} if empty)",
         file=sys.stderr,
     )
     uvicorn.run(
@@ -66,6 +73,19 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _migrate(url: str) -> None:
+    from server.store import commands, create_engine, migrate
+
+    async def upgrade() -> None:
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    commands.run(upgrade())  # a database failure becomes a DatabaseError: exit code 2
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -161,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=4000)
     serve.add_argument("--workers", type=int, default=1, help="processes (one per core)")
     serve.add_argument("--log-level", default="warning")
+    _add_database_url(serve)
     serve.set_defaults(func=_serve)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")

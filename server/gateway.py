@@ -8,8 +8,16 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 
-from providers import GatewayConfig, Upstream, build_table, make_client
+from providers import (
+    GatewayConfig,
+    ProviderConfig,
+    Upstream,
+    build_provider,
+    build_table,
+    make_client,
+)
 from router.engine import Engine
+from router.errors import ConfigError
 from router.events import Done, Event, Failed, TextDelta, ToolCallDelta
 from router.provider import ProviderRequest
 from router.table import RoutingTable
@@ -32,12 +40,19 @@ def is_content(batch: list[Event]) -> bool:
 
 class Gateway:
     """Owns the shared upstream client (opened in `start`, closed in `stop`) and the
-    routing table that requests snapshot when they begin."""
+    routing table that requests snapshot when they begin.
+
+    ``config`` is the file's: its ``[server]`` settings hold for the life of the process.
+    The table starts as the file's routes and providers; when the gateway serves from
+    the database, `server.reload.Reloader` `install`s each revision in its place. The one
+    `Engine` outlives every table, so circuit breakers (per target) survive a reload.
+    """
 
     def __init__(self, config: GatewayConfig, env: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.env = dict(os.environ if env is None else env)
         self.master_key = self.env.get(config.server.master_key_env) or None
+        self.admin_key = self.env.get(config.server.admin_key_env) or None
         self.engine = Engine(clock=time.monotonic, rng=random.random)
         self.observers: list[Observer] = []
         self._client: Upstream | None = None
@@ -50,6 +65,29 @@ class Gateway:
     async def stop(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+
+    def install(self, config: GatewayConfig, revision: int) -> None:
+        """Compile the routes, providers and defaults of ``config`` (a revision from the
+        database) and swap the table in. One attribute store: a request holds whichever
+        table it read when it started. Raises `ConfigError` and keeps the current table
+        if the configuration cannot be compiled."""
+        assert self._client is not None, "install() before start()"
+        try:
+            table = build_table(config, self._client, self.env, revision)
+        except ConfigError:
+            raise
+        except Exception as exc:  # e.g. a base_url httpx cannot parse
+            raise ConfigError(f"cannot be served: {exc}", where=f"revision {revision}") from exc
+        self.table = table
+
+    def check_provider(self, name: str, config: ProviderConfig) -> None:
+        """Raise `ConfigError` unless a provider of ``config`` can be built: the schema
+        accepts a few values (an unparseable ``base_url``) that only building rejects."""
+        assert self._client is not None, "check_provider() before start()"
+        try:
+            build_provider(name, config, self._client, self.env)
+        except Exception as exc:
+            raise ConfigError(str(exc), where=f"config: providers.{name}") from exc
 
     def authorize(self, authorization: str | None) -> None:
         check_bearer(authorization, self.master_key)

@@ -107,8 +107,9 @@ def test_serve_refuses_a_public_address_without_a_key() -> None:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
+    database = f"sqlite+aiosqlite:///{tmp_path / 'llmgate.db'}"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -121,6 +122,8 @@ def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
             str(port),
             "--workers",
             "2",
+            "--database-url",
+            database,
         ],
         cwd=ROOT,
         env={**os.environ, "LLMGATE_MASTER_KEY": "sk-cli"},

@@ -1,0 +1,57 @@
+"""Who may use the admin API: the holder of the admin key, never a client key.
+
+The admin key is read from the environment variable ``[server] admin_key_env`` names
+(``LLMGATE_ADMIN_KEY``). Without one, or with one equal to the client key, the admin
+API is disabled (403) rather than open.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from router.errors import LLMGateError
+from server.gateway import Gateway
+
+__all__ = ["AdminAuthError", "AdminDisabled", "admin_guard", "check_admin"]
+
+
+class AdminAuthError(LLMGateError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_admin_key"
+
+
+class AdminDisabled(LLMGateError):
+    status = 403
+    type = "invalid_request_error"
+    code = "admin_disabled"
+
+
+def check_admin(authorization: str | None, gateway: Gateway) -> None:
+    """Accept only the admin key, and only if one is set that is not the client key."""
+    key, env_name = gateway.admin_key, gateway.config.server.admin_key_env
+    if key is None or key == gateway.master_key:
+        why = "is not set" if key is None else "must differ from the client key"
+        raise AdminDisabled(
+            f"The admin API is disabled: the environment variable {env_name} {why}. "
+            f"Set it to an admin key and restart llmgate."
+        )
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AdminAuthError(
+            "You didn't provide the admin key. Send 'Authorization: Bearer <admin key>'."
+        )
+    if hmac.compare_digest(token.encode(), key.encode()):
+        return
+    if gateway.master_key and hmac.compare_digest(token.encode(), gateway.master_key.encode()):
+        raise AdminAuthError(f"That is a client key; the admin API needs the key in {env_name}.")
+    raise AdminAuthError("Incorrect admin key provided.")
+
+
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    check_admin(connection.headers.get("authorization"), connection.app.state.gateway)
