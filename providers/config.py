@@ -43,6 +43,11 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     reload_poll_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
     """How often a gateway serving from the database compares its revision with the
     database's: the safety net under LISTEN/NOTIFY, and the only signal on SQLite."""
+    request_log_retention_days: Annotated[float, Meta(gt=0)] | None = 30.0
+    """Request-log rows older than this are pruned (unset: kept forever)."""
+    request_log_queue: Annotated[int, Meta(ge=1)] = 10_000
+    """Rows waiting for the database at most; beyond that new rows are dropped and
+    counted (``llmgate_request_log_dropped``), never blocking a request."""
 
 
 class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -17,7 +17,8 @@ from router.errors import LLMGateError
 from server.admin_api import admin_router
 from server.anthropic_api import MESSAGES_PATH, create_message, http_error
 from server.gateway import Gateway
-from server.openai_api import chat_completions, healthz, list_models
+from server.observe import Metrics, RequestLogWriter
+from server.openai_api import chat_completions, healthz, list_models, metrics
 from server.openai_wire import error_body
 from server.reload import serve_from_database
 from server.store import DATABASE_URL_ENV
@@ -78,6 +79,8 @@ def create_app(
     ``config`` then only contributes its ``[server]`` settings.
     """
     gateway = Gateway(config, env)
+    meter = Metrics()
+    gateway.observers.append(meter.observe)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -88,15 +91,33 @@ def create_app(
                 return
             async with serve_from_database(database_url, gateway) as reloader:
                 app.state.reloader = reloader
+                settings = config.server
+                request_log = RequestLogWriter(
+                    reloader.store.engine,
+                    max_queue=settings.request_log_queue,
+                    retention_days=settings.request_log_retention_days,
+                )
+                meter.watch_request_log(request_log)
+                gateway.observers.append(request_log.observe)
+                request_log.start()
                 try:
                     yield
                 finally:
+                    gateway.observers.remove(request_log.observe)
+                    await request_log.aclose()  # what is still queued is written
                     app.state.reloader = None
         finally:
             await gateway.stop()
 
     app = Litestar(
-        route_handlers=[chat_completions, create_message, list_models, healthz, admin_router()],
+        route_handlers=[
+            chat_completions,
+            create_message,
+            list_models,
+            healthz,
+            metrics,
+            admin_router(),
+        ],
         lifespan=[lifespan],
         exception_handlers={
             LLMGateError: _llmgate_error,
@@ -107,6 +128,7 @@ def create_app(
         logging_config=None,
     )
     app.state.gateway = gateway
+    app.state.metrics = meter
     app.state.reloader = None
     return app
 

@@ -20,7 +20,7 @@ from server.openai_wire import (
 )
 from server.schemas import parse_chat_request
 
-__all__ = ["chat_completions", "healthz", "list_models"]
+__all__ = ["chat_completions", "healthz", "list_models", "metrics"]
 
 _encode = msgspec.json.Encoder().encode
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -89,6 +89,13 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
         for model_id in table.model_ids()
     ]
     return _json({"object": "list", "data": data})
+
+
+@get("/metrics")
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text format: requests, attempts, fallbacks, switches, latencies."""
+    body, content_type = request.app.state.metrics.render()
+    return Response(body, media_type=content_type)
 
 
 @get("/healthz")
