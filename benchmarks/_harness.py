@@ -17,11 +17,13 @@ from typing import Any, TypeVar
 import procstat
 
 __all__ = [
+    "ANTHROPIC_ROUTE_PREFIX",
     "HOST",
     "KEY",
     "Proc",
     "arun",
     "child_env",
+    "has_anthropic",
     "pin_cores",
     "start_gateway",
     "start_relay",
@@ -141,8 +143,18 @@ def start_relay(run_dir: Path, upstream_port: int, pin: bool) -> Proc:
     return proc
 
 
-def _config(upstream_port: int, transport: str, chunks: int) -> str:
-    return f"""\
+ANTHROPIC_ROUTE_PREFIX = "anthropic-"
+"""Routes ``anthropic-burst`` and ``anthropic-paced`` go to the fake's Anthropic mode."""
+
+
+def has_anthropic(source: Path | None) -> bool:
+    """Whether the gateway (the installed one, or the tree ``source``) has the
+    Anthropic adapter: commits before it reject an ``anthropic`` provider."""
+    return source is None or (source / "providers" / "anthropic.py").exists()
+
+
+def _config(upstream_port: int, transport: str, chunks: int, anthropic: bool) -> str:
+    config = f"""\
 [server]
 master_key_env = "{_KEY_ENV}"
 upstream_transport = "{transport}"
@@ -157,6 +169,20 @@ targets = ["up/burst-{chunks}"]
 [routes.paced]
 targets = ["up/paced-{chunks}"]
 """
+    if anthropic:
+        config += f"""
+[providers.upa]
+kind = "anthropic"
+base_url = "http://{HOST}:{upstream_port}"
+api_key_env = "{_KEY_ENV}"
+
+[routes.{ANTHROPIC_ROUTE_PREFIX}burst]
+targets = ["upa/burst-{chunks}"]
+
+[routes.{ANTHROPIC_ROUTE_PREFIX}paced]
+targets = ["upa/paced-{chunks}"]
+"""
+    return config
 
 
 def start_gateway(
@@ -172,10 +198,12 @@ def start_gateway(
 ) -> Proc:
     """`llmgate serve` with a generated config; under cProfile if ``profile_to``; from
     the source tree ``source`` (say, an unpacked other commit) instead of the installed
-    package if given: it goes first on PYTHONPATH."""
+    package if given: it goes first on PYTHONPATH. The config routes ``burst`` and
+    ``paced`` to the fake upstream's OpenAI mode and, if the gateway has the Anthropic
+    adapter, ``anthropic-burst`` and ``anthropic-paced`` to its Anthropic mode."""
     port = _free_port()
     config = run_dir / f"gateway-{transport}.toml"
-    config.write_text(_config(upstream_port, transport, chunks))
+    config.write_text(_config(upstream_port, transport, chunks, has_anthropic(source)))
     if profile_to is not None:
         gateway = [sys.executable, str(HERE / "_profiled_gateway.py"), str(profile_to)]
     elif source is not None:
@@ -193,6 +221,10 @@ def start_gateway(
         "--workers", str(workers),
     ]  # fmt: skip
     env = {"PYTHONPATH": str(source.resolve())} if source is not None else None
-    proc = Proc(f"gateway-{transport}", cmd, port, run_dir / f"gateway-{transport}.log", env)
+    # Its own working directory: the gateway keeps its policy store there (./llmgate.db,
+    # seeded from the config only when empty), so gateways never share one.
+    home = run_dir / f"gateway-{transport}"
+    home.mkdir(exist_ok=True)
+    proc = Proc(f"gateway-{transport}", cmd, port, home / "gateway.log", env)
     proc.wait_ready("/healthz")
     return proc

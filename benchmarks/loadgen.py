@@ -5,13 +5,16 @@ chunked SSE answer and sends the next, until the phase's deadline. Raw asyncio
 protocols keep the client's own cost per response to tens of microseconds, so the
 thing being measured is the server, not the client.
 
-Per response it records:
+It speaks one of two dialects: OpenAI chat completions (to the gateway, or to the fake
+upstream directly) or Anthropic Messages (to the fake upstream directly, the reference
+for the gateway's Anthropic upstream). Per response it records:
 
-- TTFT: from writing the request to receiving the first event with non-empty
-  ``delta.content``;
+- TTFT: from writing the request to receiving the first event with non-empty text
+  (OpenAI ``delta.content``, Anthropic ``text_delta.text``);
 - total: from writing the request to receiving the end of the chunked body;
-- ok: status 200, ``data: [DONE]`` at the end and exactly the expected number of
-  content chunks (``"content":"tok``) on the way.
+- ok: status 200, the dialect's end event last (``data: [DONE]``; ``message_stop``)
+  and exactly the expected number of content chunks (``"content":"tok``;
+  ``"text":"tok``) on the way.
 """
 
 from __future__ import annotations
@@ -22,12 +25,56 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Phase", "Sample", "percentile", "request_bytes", "run_phase"]
+__all__ = [
+    "ANTHROPIC",
+    "DIALECTS",
+    "OPENAI",
+    "Dialect",
+    "Phase",
+    "Sample",
+    "percentile",
+    "request_bytes",
+    "run_phase",
+]
 
 _TERMINATOR = b"\r\n0\r\n\r\n"
-_CONTENT = b'"content":"'
-_TOKEN = b'"content":"tok'
 _REQUEST_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What the client sends and how it checks the streamed answer."""
+
+    name: str
+    path: str
+    body: bytes  # with %s for the model
+    content: bytes  # precedes a text delta's value; an empty value does not count for TTFT
+    token: bytes  # one content chunk of the fake's answer: counted
+    end: bytes  # the last event holds this
+    auth: str  # header name: value, with {key}
+
+
+OPENAI = Dialect(
+    "openai",
+    "/v1/chat/completions",
+    b'{"model":"%s","messages":[{"role":"user","content":"Say fifty tokens."}],'
+    b'"stream":true,"stream_options":{"include_usage":true}}',
+    b'"content":"',
+    b'"content":"tok',
+    b"data: [DONE]",
+    "authorization: Bearer {key}",
+)
+ANTHROPIC = Dialect(
+    "anthropic",
+    "/v1/messages",
+    b'{"model":"%s","max_tokens":1024,'
+    b'"messages":[{"role":"user","content":"Say fifty tokens."}],"stream":true}',
+    b'"text":"',
+    b'"text":"tok',
+    b'data: {"type":"message_stop"}',
+    "x-api-key: {key}\r\nanthropic-version: 2023-06-01",
+)
+DIALECTS = {d.name: d for d in (OPENAI, ANTHROPIC)}
 
 
 @dataclass(slots=True)
@@ -37,14 +84,13 @@ class Sample:
     ok: bool
 
 
-def request_bytes(host: str, port: int, model: str, key: str | None = None) -> bytes:
-    body = (
-        b'{"model":"%s","messages":[{"role":"user","content":"Say fifty tokens."}],'
-        b'"stream":true,"stream_options":{"include_usage":true}}' % model.encode()
-    )
-    auth = f"authorization: Bearer {key}\r\n" if key else ""
+def request_bytes(
+    host: str, port: int, model: str, key: str | None = None, dialect: Dialect = OPENAI
+) -> bytes:
+    body = dialect.body % model.encode()
+    auth = dialect.auth.format(key=key) + "\r\n" if key else ""
     head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\n"
+        f"POST {dialect.path} HTTP/1.1\r\nhost: {host}:{port}\r\n"
         f"content-type: application/json\r\naccept: text/event-stream\r\n{auth}"
         f"content-length: {len(body)}\r\n\r\n"
     )
@@ -54,8 +100,9 @@ def request_bytes(host: str, port: int, model: str, key: str | None = None) -> b
 class _Conn(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection with at most one request in flight."""
 
-    def __init__(self, expect_chunks: int) -> None:
+    def __init__(self, expect_chunks: int, dialect: Dialect) -> None:
         self._expect = expect_chunks
+        self._dialect = dialect
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Sample] | None = None
         self.closed = False
@@ -109,19 +156,21 @@ class _Conn(asyncio.Protocol):
         elif body.find(_TERMINATOR, max(before - 6, 0)) >= 0:
             ok = (
                 self._status == 200
-                and b"data: [DONE]" in body[-48:]
-                and body.count(_TOKEN) == self._expect
+                and self._dialect.end in body[-48:]
+                and body.count(self._dialect.token) == self._expect
             )
             self._finish(ok)
 
     def _find_first_content(self) -> None:
         body = self._body
+        marker = self._dialect.content
         while True:
-            i = body.find(_CONTENT, self._scan)
-            if i < 0 or i + len(_CONTENT) >= len(body):
-                self._scan = max(len(body) - len(_CONTENT), self._scan)
+            i = body.find(marker, self._scan)
+            if i < 0 or i + len(marker) >= len(body):
+                self._scan = max(len(body) - len(marker), self._scan)
                 return
-            if body[i + len(_CONTENT)] != 0x22:  # '"': an empty delta (the role chunk)
+            # '"': an empty delta (OpenAI's role chunk, Anthropic's content_block_start)
+            if body[i + len(marker)] != 0x22:
                 self._ttft = time.perf_counter() - self._start
                 return
             self._scan = i + 1
@@ -142,9 +191,9 @@ class Phase:
     first_error: str = ""
 
 
-async def _connect(host: str, port: int, expect: int) -> _Conn:
+async def _connect(host: str, port: int, expect: int, dialect: Dialect) -> _Conn:
     loop = asyncio.get_running_loop()
-    _, conn = await loop.create_connection(lambda: _Conn(expect), host, port)
+    _, conn = await loop.create_connection(lambda: _Conn(expect, dialect), host, port)
     return conn
 
 
@@ -155,6 +204,7 @@ async def _worker(
     port: int,
     data: bytes,
     expect: int,
+    dialect: Dialect,
     deadline: float,
     budget: list[int],
     phase: Phase,
@@ -163,7 +213,7 @@ async def _worker(
         budget[0] -= 1
         try:
             if conns[slot].closed:
-                conns[slot] = await _connect(host, port, expect)
+                conns[slot] = await _connect(host, port, expect, dialect)
             sample = await asyncio.wait_for(conns[slot].request(data), _REQUEST_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             phase.errors += 1
@@ -176,7 +226,9 @@ async def _worker(
             phase.samples.append(sample)
         else:
             phase.errors += 1
-            phase.first_error = phase.first_error or "bad response (status, [DONE] or chunk count)"
+            phase.first_error = (
+                phase.first_error or "bad response (status, end event or chunk count)"
+            )
 
 
 async def run_phase(
@@ -189,6 +241,7 @@ async def run_phase(
     warmup_s: float,
     duration_s: float,
     max_requests: int,
+    dialect: Dialect = OPENAI,
     on_measure_start: Callable[[], None] | None = None,
     on_measure_end: Callable[[], None] | None = None,
 ) -> Phase:
@@ -197,14 +250,14 @@ async def run_phase(
 
     Every loop is bounded twice: by the deadline and by ``max_requests``; a request
     that takes longer than 30 s counts as an error."""
-    conns = [await _connect(host, port, expect_chunks) for _ in range(concurrency)]
+    conns = [await _connect(host, port, expect_chunks, dialect) for _ in range(concurrency)]
     try:
         warm = Phase()
         budget = [max_requests]
         end = time.perf_counter() + warmup_s
         await asyncio.gather(
             *(
-                _worker(conns, i, host, port, data, expect_chunks, end, budget, warm)
+                _worker(conns, i, host, port, data, expect_chunks, dialect, end, budget, warm)
                 for i in range(concurrency)
             )
         )
@@ -216,7 +269,7 @@ async def run_phase(
         end = start + duration_s
         await asyncio.gather(
             *(
-                _worker(conns, i, host, port, data, expect_chunks, end, budget, phase)
+                _worker(conns, i, host, port, data, expect_chunks, dialect, end, budget, phase)
                 for i in range(concurrency)
             )
         )

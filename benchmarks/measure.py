@@ -22,8 +22,9 @@ def measure(
     warmup_s: float,
     duration_s: float,
     max_requests: int,
+    dialect: loadgen.Dialect = loadgen.OPENAI,
 ) -> dict[str, Any]:
-    """Drive ``model`` on ``port``; ``watch`` names the pids of "server", "upstream" and
+    """Drive ``model`` on ``port``, speaking ``dialect``; ``watch`` names the pids of "server", "upstream" and
     "client", whose CPU is read at the start and the end of the measured phase.
     ``server_core``: the core the server is pinned to, to report what else ran there."""
     marks: dict[str, Any] = {}
@@ -44,8 +45,9 @@ def measure(
         loadgen.run_phase(
             HOST,
             port,
-            loadgen.request_bytes(HOST, port, model, KEY),
+            loadgen.request_bytes(HOST, port, model, KEY, dialect),
             expect_chunks=chunks,
+            dialect=dialect,
             concurrency=concurrency,
             warmup_s=warmup_s,
             duration_s=duration_s,

@@ -11,7 +11,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["core_busy_seconds", "cpu_seconds", "peak_rss_mb", "reset_peak", "rss_mb", "tree"]
+__all__ = [
+    "core_busy_seconds",
+    "cpu_seconds",
+    "peak_rss_mb",
+    "reset_peak",
+    "rss_mb",
+    "thread_cpu_seconds",
+    "tree",
+]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -48,6 +56,21 @@ def _cpu_one(pid: int) -> float:
         return 0.0
     fields = stat[stat.rfind(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time used so far by each thread of ``pid`` (schedstat; empty without it)."""
+    out: dict[int, float] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            out[int(t.name)] = int((t / "schedstat").read_text().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
 
 
 def cpu_seconds(pids: list[int]) -> float:

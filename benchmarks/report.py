@@ -49,6 +49,13 @@ def _row(r: dict[str, Any], direct: dict[str, Any] | None) -> str:
     )
 
 
+def _reference(r: dict[str, Any]) -> str:
+    """The direct row this row is compared with (runs before the Anthropic rows had
+    only "direct")."""
+    ref: str = r.get("reference") or "direct"
+    return ref
+
+
 def _targets(data: dict[str, Any]) -> list[str]:
     results: list[dict[str, Any]] = data["results"]
 
@@ -58,7 +65,11 @@ def _targets(data: dict[str, Any]) -> list[str]:
                 return r
         return None
 
-    gateways = sorted({r["target"] for r in results if r["target"].startswith("gw-")})
+    gateways = sorted(
+        {r["target"] for r in results if r["target"].startswith("gw-")},
+        key=lambda g: (g == "gw-anthropic", g),
+    )
+    refs = {r["target"]: _reference(r) for r in results}
     lines = [
         "| target (one worker) | " + " | ".join(gateways) + " |",
         "|---|" + "---|" * len(gateways),
@@ -71,7 +82,7 @@ def _targets(data: dict[str, Any]) -> list[str]:
         return "ok" if ok else "**MISS**"
 
     def rps(g: str) -> str:
-        r, d = get("burst", 16, g), get("burst", 16, "direct")
+        r, d = get("burst", 16, g), get("burst", 16, refs[g])
         if r is None:
             return "n/a"
         vs = f", {r['rps'] / d['rps']:.2f}x direct" if d and d["rps"] else ""
@@ -89,7 +100,7 @@ def _targets(data: dict[str, Any]) -> list[str]:
         cells = []
         ok = True
         for mode in ("burst", "paced"):
-            r, d = get(mode, 1, g), get(mode, 1, "direct")
+            r, d = get(mode, 1, g), get(mode, 1, refs[g])
             if r and d:
                 added = r["ttft_p50_ms"] - d["ttft_p50_ms"]
                 ok &= added <= MAX_ADDED_TTFT_P50_C1_MS
@@ -100,7 +111,7 @@ def _targets(data: dict[str, Any]) -> list[str]:
         cells = []
         ok = True
         for mode in ("burst", "paced"):
-            r, d = get(mode, 64, g), get(mode, 64, "direct")
+            r, d = get(mode, 64, g), get(mode, 64, refs[g])
             if r and r["total_p50_ms"]:
                 ratio = r["total_p99_ms"] / r["total_p50_ms"]
                 ok &= ratio <= MAX_TAIL_RATIO_C64
@@ -113,8 +124,9 @@ def _targets(data: dict[str, Any]) -> list[str]:
         return f"{', '.join(cells)} {mark(ok)}" if cells else "n/a"
 
     def rss(g: str) -> str:
-        transport = g.removeprefix("gw-")
-        peaks = [r["peak_rss_mb"] for r in results if r["target"] == g]
+        rows = [r for r in results if r["target"] == g]
+        transport = rows[0].get("transport") or g.removeprefix("gw-")
+        peaks = [r["peak_rss_mb"] for r in rows]
         peaks.append(data.get("gateway_startup_peak_rss_mb", {}).get(transport, 0.0))
         return f"{max(peaks):.0f} MB {mark(max(peaks) < MAX_RSS_MB)}"
 
@@ -124,6 +136,43 @@ def _targets(data: dict[str, Any]) -> list[str]:
     line(f"total p99/p50, c64 (<= {MAX_TAIL_RATIO_C64})", tail)
     line(f"peak RSS (< {MAX_RSS_MB:.0f} MB)", rss)
     return lines
+
+
+def _anthropic_vs_openai(data: dict[str, Any]) -> list[str]:
+    """gw-anthropic against the OpenAI path of the same gateway process, row by row."""
+    results: list[dict[str, Any]] = data["results"]
+    rows = {(r["mode"], r["concurrency"], r["target"]): r for r in results}
+    anth = [r for r in results if r["target"] == "gw-anthropic"]
+    if not anth:
+        return []
+    transport = anth[0].get("transport") or "aiohttp"
+    out = [
+        "",
+        f"### Anthropic upstream vs OpenAI upstream (the same gw-{transport} process)",
+        "",
+        "| mode | c | CPU ms/resp openai / anthropic | ratio | rps openai / anthropic "
+        "| +TTFT p50 ms openai / anthropic |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in anth:
+        o = rows.get((r["mode"], r["concurrency"], f"gw-{transport}"))
+        if o is None:
+            continue
+        d_o = rows.get((r["mode"], r["concurrency"], _reference(o)))
+        d_a = rows.get((r["mode"], r["concurrency"], _reference(r)))
+        cpu_o, cpu_a = o["server_cpu_ms_per_resp"], r["server_cpu_ms_per_resp"]
+        ratio = f"{cpu_a / cpu_o:.2f}" if cpu_o else "-"
+        added = (
+            f"{o['ttft_p50_ms'] - d_o['ttft_p50_ms']:+.2f} / "
+            f"{r['ttft_p50_ms'] - d_a['ttft_p50_ms']:+.2f}"
+            if d_o and d_a
+            else "-"
+        )
+        out.append(
+            f"| {r['mode']} | {r['concurrency']} | {cpu_o:.2f} / {cpu_a:.2f} | {ratio} "
+            f"| {o['rps']:.0f} / {r['rps']:.0f} | {added} |"
+        )
+    return out
 
 
 def _load(data: dict[str, Any]) -> str:
@@ -154,9 +203,10 @@ def markdown(data: dict[str, Any]) -> str:
         out += ["", f"### {mode}: {s['chunks']} chunks, {_MODES[mode]}", "", head]
         for c in s["concurrency"]:
             group = [r for r in rows if r["concurrency"] == c]
-            direct = next((r for r in group if r["target"] == "direct"), None)
-            out += [_row(r, direct) for r in group]
+            by_target = {r["target"]: r for r in group}
+            out += [_row(r, by_target.get(_reference(r))) for r in group]
     out += ["", "### targets", "", *_targets(data)]
+    out += _anthropic_vs_openai(data)
     errors = [r for r in data["results"] if r["errors"]]
     for r in errors:
         out.append(

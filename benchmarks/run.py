@@ -3,12 +3,14 @@
 Starts the fake upstream (benchmarks/upstream.py) and one `llmgate serve` per upstream
 transport on loopback, then for every scenario (burst or 1 ms paced chunks; each
 concurrency) measures the upstream directly and each gateway in turn, interleaved, so
-that the ratios compare numbers taken under the same machine load. With two or more
-cores the gateways get core 0 to themselves; the upstream and this load generator
-share core 1.
+that the ratios compare numbers taken under the same machine load. The Anthropic rows
+follow: the fake's Anthropic Messages mode called directly ("direct-anthropic"), then
+through the aiohttp gateway ("gw-anthropic": the client still speaks OpenAI to the
+gateway, which speaks Anthropic upstream). With two or more cores the gateways get
+core 0 to themselves; the upstream and this load generator share core 1.
 
-    /work/venv/bin/python benchmarks/run.py            # full run, about 2 minutes
-    /work/venv/bin/python benchmarks/run.py --quick    # under a minute
+    /work/venv/bin/python benchmarks/run.py            # full run, about 3 minutes
+    /work/venv/bin/python benchmarks/run.py --quick    # about a minute
 
 Prints markdown tables and writes JSON to benchmarks/results/. See README.md.
 """
@@ -28,9 +30,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import loadgen
 import procstat
 import report
-from _harness import HERE, Proc, pin_cores, start_gateway, start_relay, start_upstream
+from _harness import (
+    ANTHROPIC_ROUTE_PREFIX,
+    HERE,
+    Proc,
+    has_anthropic,
+    pin_cores,
+    start_gateway,
+    start_relay,
+    start_upstream,
+)
 from measure import measure
 
 TRANSPORTS = ("aiohttp", "httpx")
@@ -38,46 +50,106 @@ MODES = ("burst", "paced")
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each numeric field's median over repeats; errors are summed."""
+    """Each numeric field's median over repeats; errors are summed; ``rounds`` keeps
+    the main fields of every round."""
     out = dict(runs[0])
     for key, value in runs[0].items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             out[key] = statistics.median(r[key] for r in runs)
     out["errors"] = sum(r["errors"] for r in runs)
     out["repeats"] = len(runs)
+    # Each round's own numbers, to tell a disturbed round from a real change.
+    keys = ("rps", "server_cpu_ms_per_resp", "ttft_p50_ms", "server_core_others")
+    out["rounds"] = {k: [r[k] for r in runs] for k in keys}
     return out
+
+
+class _Target:
+    """One row of a scenario: who is called, with what model, in which dialect, and
+    which direct row it is compared with."""
+
+    def __init__(
+        self,
+        name: str,
+        server: Proc,
+        model: str,
+        *,
+        reference: str = "direct",
+        transport: str | None = None,
+        dialect: loadgen.Dialect = loadgen.OPENAI,
+    ) -> None:
+        self.name = name
+        self.server = server
+        self.model = model
+        self.reference = reference
+        self.transport = transport
+        self.dialect = dialect
+
+
+def _targets(
+    args: argparse.Namespace,
+    mode: str,
+    upstream: Proc,
+    relay: Proc | None,
+    gateways: dict[str, Proc],
+) -> list[_Target]:
+    """Direct first, then the relay and each gateway; then the Anthropic pair."""
+    fake_model = f"{mode}-{args.chunks}"
+    targets = [_Target("direct", upstream, fake_model)]
+    if relay is not None:
+        targets.append(_Target("relay", relay, fake_model))
+    targets += [_Target(f"gw-{t}", gw, mode, transport=t) for t, gw in gateways.items()]
+    if args.anthropic and gateways:
+        ref = "direct-anthropic"
+        transport = "aiohttp" if "aiohttp" in gateways else next(iter(gateways))
+        targets.append(_Target(ref, upstream, fake_model, reference=ref, dialect=loadgen.ANTHROPIC))
+        targets.append(
+            _Target(
+                "gw-anthropic",
+                gateways[transport],
+                ANTHROPIC_ROUTE_PREFIX + mode,
+                reference=ref,
+                transport=transport,
+            )
+        )
+    return targets
 
 
 def _matrix(
     args: argparse.Namespace, upstream: Proc, relay: Proc | None, gateways: dict[str, Proc]
 ) -> list[dict[str, Any]]:
-    """Every scenario: direct first, then the relay and each gateway; repeated; medians."""
+    """Every scenario: each of its `_targets` in turn; repeated; medians."""
     runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     client = [os.getpid()]
     for rep in range(args.repeat):
         for mode in args.modes:
             for c in args.concurrency:
-                targets = [("direct", upstream, f"{mode}-{args.chunks}")]
-                if relay is not None:
-                    targets.append(("relay", relay, f"{mode}-{args.chunks}"))
-                targets += [(f"gw-{t}", gw, mode) for t, gw in gateways.items()]
-                for name, server, model in targets:
-                    watch = {"server": server.pids, "upstream": upstream.pids, "client": client}
+                for t in _targets(args, mode, upstream, relay, gateways):
+                    direct = t.server is upstream
+                    watch = {"server": t.server.pids, "upstream": upstream.pids, "client": client}
                     r = measure(
-                        server.port,
-                        model,
+                        t.server.port,
+                        t.model,
                         c,
                         watch,
                         chunks=args.chunks,
-                        server_core=0 if args.pinned and name != "direct" else None,
+                        server_core=0 if args.pinned and not direct else None,
                         warmup_s=args.warmup,
                         duration_s=args.duration,
                         max_requests=args.max_requests,
+                        dialect=t.dialect,
                     )
-                    r.update(target=name, mode=mode)
+                    name = t.name
+                    r.update(
+                        target=name,
+                        mode=mode,
+                        reference=t.reference,
+                        transport=t.transport,
+                        dialect=t.dialect.name,
+                    )
                     runs.setdefault((mode, c, name), []).append(r)
                     print(
-                        f"  [{rep + 1}/{args.repeat}] {mode:5} c={c:<3} {name:11} "
+                        f"  [{rep + 1}/{args.repeat}] {mode:5} c={c:<3} {name:16} "
                         f"{r['rps']:7.0f} rps  ttft p50 {r['ttft_p50_ms']:6.2f} ms  "
                         f"total p50 {r['total_p50_ms']:7.2f} ms  "
                         f"cpu {r['server_cpu_ms_per_resp']:5.2f} ms/resp  errors {r['errors']}",
@@ -166,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         "--source", type=Path, help="run the gateway from this source tree (another commit)"
     )
     parser.add_argument("--no-relay", action="store_true", help="skip the byte-relay floor")
+    parser.add_argument(
+        "--no-anthropic",
+        dest="anthropic",
+        action="store_false",
+        help="skip the Anthropic-upstream rows (skipped anyway for a --source without them)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
@@ -176,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     bad = (set(args.transports) - set(TRANSPORTS)) | (set(args.modes) - set(MODES))
     if bad:
         parser.error(f"unknown value(s): {', '.join(sorted(bad))}")
+    if args.anthropic and not has_anthropic(args.source):
+        print(f"{args.source} has no Anthropic adapter: no Anthropic rows", file=sys.stderr)
+        args.anthropic = False
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     load_before = os.getloadavg()

@@ -1,16 +1,21 @@
-"""A fast fake OpenAI-compatible streaming upstream for the gateway benchmark.
+"""A fast fake streaming upstream for the gateway benchmark: OpenAI and Anthropic.
 
 Raw asyncio (uvloop when installed), HTTP/1.1 keep-alive, chunked transfer encoding.
-Every ``POST`` answers a ``chat.completion.chunk`` SSE stream whose shape the request's
-``model`` names:
+A ``POST`` to a path ending in ``/messages`` answers an Anthropic Messages SSE stream
+(``message_start``, ``content_block_start``, N ``content_block_delta`` text deltas,
+``content_block_stop``, ``message_delta`` with the stop reason and usage,
+``message_stop``, each as ``event:`` and ``data:`` lines); any other ``POST`` answers
+an OpenAI ``chat.completion.chunk`` stream (role, N content chunks, finish, usage,
+``[DONE]``). The request's ``model`` names the shape:
 
-- ``burst-N``: N content chunks, the finish chunk, the usage chunk and ``[DONE]``, all
-  in one write (the response bytes are built once per N and reused);
-- ``paced-N``: the same events with 1 ms between chunks. One timer drives every open
-  paced stream, so 64 concurrent streams cost one wake-up per millisecond, not 64.
+- ``burst-N``: the whole answer in one write (the response bytes are built once per N
+  and protocol, and reused);
+- ``paced-N``: the same events with 1 ms between content chunks. One timer drives
+  every open paced stream, so 64 concurrent streams cost one wake-up per millisecond,
+  not 64.
 
 Any ``GET`` answers ``200 ok`` (a readiness probe). Only for benchmarks: it reads
-nothing of the request but the model name.
+nothing of the request but the path and the model name.
 
     python benchmarks/upstream.py --port 8001
 """
@@ -24,7 +29,7 @@ import re
 import signal
 import time
 
-__all__ = ["Upstream", "main", "stream_events"]
+__all__ = ["Upstream", "anthropic_events", "main", "stream_events"]
 
 _HEAD = (
     b"HTTP/1.1 200 OK\r\n"
@@ -66,6 +71,46 @@ def stream_events(n: int, model: str = "fake") -> list[bytes]:
     return events
 
 
+def anthropic_events(n: int, model: str = "fake") -> list[bytes]:
+    """The SSE events of one Anthropic Messages answer, grouped like `stream_events`:
+    message_start, content_block_start and the first text delta; ``n - 1`` more text
+    deltas; content_block_stop, message_delta and message_stop (so ``n + 1`` items,
+    the first and last of which hold several events)."""
+
+    def event(body: dict[str, object]) -> bytes:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        return b"event: %s\ndata: %s\n\n" % (str(body["type"]).encode(), data)
+
+    def delta(i: int) -> bytes:
+        text = {"type": "text_delta", "text": f"tok{i} "}
+        return event({"type": "content_block_delta", "index": 0, "delta": text})
+
+    message: dict[str, object] = {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 8, "output_tokens": 1},
+    }
+    start = event({"type": "message_start", "message": message})
+    start += event(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    )
+    end = event({"type": "content_block_stop", "index": 0})
+    end += event(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": n},
+        }
+    )
+    end += event({"type": "message_stop"})
+    return [start + delta(0), *(delta(i) for i in range(1, n)), end]
+
+
 class _Stream:
     __slots__ = ("frames", "next", "proto")
 
@@ -79,28 +124,35 @@ class Upstream:
     """Shared state: cached responses and the one pacing timer."""
 
     def __init__(self) -> None:
-        self._burst: dict[int, bytes] = {}
-        self._paced: dict[int, list[bytes]] = {}
+        self._burst: dict[tuple[bool, int], bytes] = {}
+        self._paced: dict[tuple[bool, int], list[bytes]] = {}
         self._streams: list[_Stream] = []
         self._timer: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
 
-    def burst(self, n: int) -> bytes:
-        data = self._burst.get(n)
+    @staticmethod
+    def _events(anthropic: bool, n: int) -> list[bytes]:
+        return anthropic_events(n) if anthropic else stream_events(n)
+
+    def burst(self, n: int, anthropic: bool = False) -> bytes:
+        data = self._burst.get((anthropic, n))
         if data is None:
-            data = _HEAD + b"".join(map(_frame, stream_events(n))) + b"0\r\n\r\n"
-            self._burst[n] = data
+            events = self._events(anthropic, n)
+            data = _HEAD + b"".join(map(_frame, events)) + b"0\r\n\r\n"
+            self._burst[anthropic, n] = data
         return data
 
-    def start_paced(self, proto: _Conn, n: int) -> None:
-        frames = self._paced.get(n)
+    def start_paced(self, proto: _Conn, n: int, anthropic: bool = False) -> None:
+        frames = self._paced.get((anthropic, n))
         if frames is None:
-            events = stream_events(n)
-            # Finish, usage and [DONE] go together, 1 ms after the last content chunk.
+            events = self._events(anthropic, n)
+            # What follows the last content chunk (OpenAI: finish, usage and [DONE];
+            # Anthropic: content_block_stop, message_delta, message_stop) goes
+            # together, 1 ms after it.
             frames = [_frame(e) for e in events[:n]] + [b"".join(map(_frame, events[n:]))]
             frames[0] = _HEAD + frames[0]
             frames[-1] += b"0\r\n\r\n"
-            self._paced[n] = frames
+            self._paced[anthropic, n] = frames
         proto.write(frames[0])
         stream = _Stream(proto, frames)
         stream.next = 1
@@ -167,7 +219,7 @@ class _Conn(asyncio.Protocol):
             request = self._take_request()
             if request is None:
                 return
-            method, body = request
+            method, path, body = request
             if method != b"POST":
                 self.write(_OK)
                 continue
@@ -180,19 +232,21 @@ class _Conn(asyncio.Protocol):
                 )
                 continue
             n = max(int(m.group(2)), 1)
+            anthropic = path.endswith(b"/messages")
             if m.group(1) == b"burst":
-                self.write(self._up.burst(n))
+                self.write(self._up.burst(n, anthropic))
             else:
                 self._busy = True
-                self._up.start_paced(self, n)
+                self._up.start_paced(self, n, anthropic)
 
-    def _take_request(self) -> tuple[bytes, bytes] | None:
-        """Split one complete request off the buffer: (method, body)."""
+    def _take_request(self) -> tuple[bytes, bytes, bytes] | None:
+        """Split one complete request off the buffer: (method, path, body)."""
         end = self._buf.find(b"\r\n\r\n")
         if end < 0:
             return None
         head = self._buf[:end].lower()
-        method = self._buf[: self._buf.find(b" ")]
+        method, path = self._buf[: self._buf.find(b"\r\n")].split(b" ", 2)[:2]
+        path = path.split(b"?", 1)[0]
         start = end + 4
         m = re.search(rb"\r\ncontent-length:\s*(\d+)", head)
         if m is not None:
@@ -200,13 +254,15 @@ class _Conn(asyncio.Protocol):
             if len(self._buf) < stop:
                 return None
             body, self._buf = self._buf[start:stop], self._buf[stop:]
-            return method, body
+            return method, path, body
         if b"\r\ntransfer-encoding: chunked" in head:
-            return self._take_chunked(method, start)
+            return self._take_chunked(method, path, start)
         self._buf = self._buf[start:]
-        return method, b""
+        return method, path, b""
 
-    def _take_chunked(self, method: bytes, pos: int) -> tuple[bytes, bytes] | None:
+    def _take_chunked(
+        self, method: bytes, path: bytes, pos: int
+    ) -> tuple[bytes, bytes, bytes] | None:
         parts: list[bytes] = []
         buf = self._buf
         while True:
@@ -219,7 +275,7 @@ class _Conn(asyncio.Protocol):
                 if trailer_end < 0:
                     return None
                 self._buf = buf[trailer_end + 4 :]
-                return method, b"".join(parts)
+                return method, path, b"".join(parts)
             if len(buf) < eol + 2 + size + 2:
                 return None
             parts.append(buf[eol + 2 : eol + 2 + size])
