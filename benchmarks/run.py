@@ -9,8 +9,8 @@ through the aiohttp gateway ("gw-anthropic": the client still speaks OpenAI to t
 gateway, which speaks Anthropic upstream). With two or more cores the gateways get
 core 0 to themselves; the upstream and this load generator share core 1.
 
-    /work/venv/bin/python benchmarks/run.py            # full run, about 3 minutes
-    /work/venv/bin/python benchmarks/run.py --quick    # about a minute
+    .venv/bin/python benchmarks/run.py            # full run, about 3 minutes
+    .venv/bin/python benchmarks/run.py --quick    # about a minute
 
 Prints markdown tables and writes JSON to benchmarks/results/. See README.md.
 """
