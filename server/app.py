@@ -19,7 +19,7 @@ from server.anthropic_api import MESSAGES_PATH, create_message, http_error
 from server.gateway import Gateway
 from server.observe import Metrics, RequestLogWriter
 from server.openai_api import chat_completions, healthz, list_models, metrics
-from server.openai_wire import error_body
+from server.openai_wire import INTERNAL_ERROR, error_body
 from server.reload import serve_from_database
 from server.store import DATABASE_URL_ENV
 
@@ -56,15 +56,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error serving %s", request.url.path, exc_info=exc)
-    body = {
-        "error": {
-            "message": "Internal error in llmgate; see the server log.",
-            "type": "server_error",
-            "param": None,
-            "code": None,
-        }
-    }
-    return _error_response(500, body)
+    return _error_response(500, INTERNAL_ERROR)
 
 
 def create_app(

@@ -12,6 +12,7 @@ from litestar.response import Stream
 from router.provider import ProviderRequest
 from server.gateway import Gateway, hold_back, relay
 from server.openai_wire import (
+    INTERNAL_ERROR,
     ChunkEncoder,
     collect_response,
     describe_failure,
@@ -63,15 +64,7 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 def _stream_error() -> bytes:
-    body = {
-        "error": {
-            "message": "Internal error in llmgate; see the server log.",
-            "type": "server_error",
-            "param": None,
-            "code": None,
-        }
-    }
-    return b"data: " + _encode(body) + b"\n\n"
+    return b"data: " + _encode(INTERNAL_ERROR) + b"\n\n"
 
 
 @get("/v1/models")

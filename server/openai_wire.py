@@ -34,7 +34,17 @@ from router.events import (
     Usage,
 )
 
-__all__ = ["ChunkEncoder", "collect_response", "error_body", "record_summary"]
+__all__ = ["INTERNAL_ERROR", "ChunkEncoder", "collect_response", "error_body", "record_summary"]
+
+INTERNAL_ERROR: dict[str, Any] = {
+    "error": {
+        "message": "Internal error in llmgate; see the server log.",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+}
+"""What a client sees of a bug: the details go to the server log."""
 
 _encode = msgspec.json.Encoder().encode
 
