@@ -9,13 +9,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-.PHONY: install run test bench
-install: $(VENV)/.installed
+# The dashboard's htmx and its SSE extension, pinned in package.json / package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
-run: $(VENV)/.installed
+.PHONY: install run test bench
+install: $(VENV)/.installed node_modules/.installed
+
+run: install
 	$(VENV)/bin/llmgate serve --config config.example.toml --host 127.0.0.1 --port 4000
 
-test: $(VENV)/.installed
+test: install
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed

@@ -39,12 +39,20 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The environment variable holding the client key."""
     admin_key_env: str = "LLMGATE_ADMIN_KEY"
     """The environment variable holding the admin API key (unset: no admin API)."""
+    admin_password_env: str = "LLMGATE_ADMIN_PASSWORD"
+    """The environment variable holding a password for the dashboard's sign-in page
+    (optional: the admin key signs in too)."""
+    dashboard_session_hours: Annotated[float, Meta(gt=0, le=24 * 30)] = 12.0
+    """How long a dashboard sign-in lasts."""
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     reload_poll_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
     """How often a gateway serving from the database compares its revision with the
     database's: the safety net under LISTEN/NOTIFY, and the only signal on SQLite."""
     request_log_retention_days: Annotated[float, Meta(gt=0)] | None = 30.0
     """Request-log rows older than this are pruned (unset: kept forever)."""
+    request_log_text: bool = True
+    """Whether the request log keeps the text each client was shown (the dashboard's
+    request detail); off, it keeps only character counts and the switches."""
     request_log_queue: Annotated[int, Meta(ge=1)] = 10_000
     """Rows waiting for the database at most; beyond that new rows are dropped and
     counted (``llmgate_request_log_dropped``), never blocking a request."""

@@ -112,20 +112,38 @@ class Engine:
         return {name: b.state for name, b in self._breakers.items()}
 
     def stream(
-        self, table: RoutingTable, model: str, request: ProviderRequest, *, request_id: str
+        self,
+        table: RoutingTable,
+        model: str,
+        request: ProviderRequest,
+        *,
+        request_id: str,
+        record: RequestRecord | None = None,
     ) -> AsyncGenerator[list[Event], None]:
         """Resolve ``model`` now (raising `NoSuchModel` at once) and return the event
-        stream. Nothing is sent upstream until the stream is iterated."""
+        stream. Nothing is sent upstream until the stream is iterated.
+
+        ``record``, if given, is the `RequestRecord` the run fills in (its ``route`` is
+        set here): a caller that stops the stream before its final event can still read
+        what happened up to then."""
         route = table.resolve(model)
-        return self._run(table, route, request, request_id)
+        if record is None:
+            record = RequestRecord(request_id=request_id, route=route.name)
+        else:
+            record.route = route.name
+        return self._run(table, route, request, record)
 
     async def _run(
-        self, table: RoutingTable, route: ResolvedRoute, request: ProviderRequest, request_id: str
+        self,
+        table: RoutingTable,
+        route: ResolvedRoute,
+        request: ProviderRequest,
+        record: RequestRecord,
     ) -> AsyncGenerator[list[Event], None]:
         policy = route.policy
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.request_timeout_s
-        st = _Run(RequestRecord(request_id=request_id, route=route.name))
+        st = _Run(record)
         st.t0 = loop.time()
         now = self._clock()
         targets = [t for t in route.targets if self._usable(t, policy, now)]

@@ -9,6 +9,7 @@ which HTTP status and OpenAI error ``type``/``code`` a client sees when it is fi
      ├── ConfigError                  bad configuration (never reaches the engine)
      ├── RequestError                 the client's request is invalid (400)
      ├── NoSuchModel                  unknown route or target (404)
+     ├── ClientDisconnected           the client went away before the answer ended
      └── ProviderError                an upstream attempt failed
           ├── RateLimited             429                       retry, fallback
           ├── UpstreamUnavailable     5xx, overloaded           retry, fallback
@@ -30,6 +31,7 @@ from typing import ClassVar
 
 __all__ = [
     "AuthenticationFailed",
+    "ClientDisconnected",
     "ConfigError",
     "ConnectFailed",
     "ContentFiltered",
@@ -83,6 +85,15 @@ class RequestError(LLMGateError):
 class NoSuchModel(RequestError):
     status = 404
     code = "model_not_found"
+
+
+class ClientDisconnected(LLMGateError):
+    """The client closed the connection before the answer ended; only ever recorded
+    (request log, metrics), since nobody is left to tell."""
+
+    status = 499
+    type = "client_error"
+    code = "client_disconnected"
 
 
 class ProviderError(LLMGateError):

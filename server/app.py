@@ -16,6 +16,8 @@ from providers import GatewayConfig, load_config
 from router.errors import LLMGateError
 from server.admin_api import admin_router
 from server.anthropic_api import MESSAGES_PATH, create_message, http_error
+from server.dashboard import assets_ok, dashboard_routers, template_config
+from server.dashboard.live import LiveFeed
 from server.gateway import Gateway
 from server.observe import Metrics, RequestLogWriter
 from server.openai_api import chat_completions, healthz, list_models, metrics
@@ -73,6 +75,10 @@ def create_app(
     gateway = Gateway(config, env)
     meter = Metrics()
     gateway.observers.append(meter.observe)
+    feed = LiveFeed()
+    gateway.observers.append(feed.observe)
+    gateway.on_start.append(feed.started)
+    dashboards, dashboard_auth = dashboard_routers(gateway)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -88,6 +94,7 @@ def create_app(
                     reloader.store.engine,
                     max_queue=settings.request_log_queue,
                     retention_days=settings.request_log_retention_days,
+                    keep_text=settings.request_log_text,
                 )
                 meter.watch_request_log(request_log)
                 gateway.observers.append(request_log.observe)
@@ -99,6 +106,7 @@ def create_app(
                     await request_log.aclose()  # what is still queued is written
                     app.state.reloader = None
         finally:
+            feed.close()
             await gateway.stop()
 
     app = Litestar(
@@ -109,7 +117,9 @@ def create_app(
             healthz,
             metrics,
             admin_router(),
+            *dashboards,
         ],
+        template_config=template_config(),
         lifespan=[lifespan],
         exception_handlers={
             LLMGateError: _llmgate_error,
@@ -122,6 +132,10 @@ def create_app(
     app.state.gateway = gateway
     app.state.metrics = meter
     app.state.reloader = None
+    app.state.live_feed = feed
+    app.state.live_heartbeat_s = 15.0
+    app.state.dashboard_auth = dashboard_auth
+    app.state.dashboard_assets_ok = assets_ok()
     return app
 
 

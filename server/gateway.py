@@ -6,7 +6,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 
 from providers import (
     GatewayConfig,
@@ -17,8 +17,8 @@ from providers import (
     make_client,
 )
 from router.engine import Engine
-from router.errors import ConfigError
-from router.events import Done, Event, Failed, TextDelta, ToolCallDelta
+from router.errors import ClientDisconnected, ConfigError
+from router.events import Done, Event, Failed, RequestRecord, TextDelta, ToolCallDelta, Usage
 from router.provider import ProviderRequest
 from router.table import RoutingTable
 from server.auth import check_bearer
@@ -31,6 +31,7 @@ Observer = Callable[[str, list[Event]], None]
 """Called with (request id, batch) for every event batch; must not block."""
 
 _CONTENT = (TextDelta, ToolCallDelta, Done, Failed)
+_FINAL = (Done, Failed)
 
 
 def is_content(batch: list[Event]) -> bool:
@@ -55,6 +56,9 @@ class Gateway:
         self.admin_key = self.env.get(config.server.admin_key_env) or None
         self.engine = Engine(clock=time.monotonic, rng=random.random)
         self.observers: list[Observer] = []
+        self.on_start: list[Callable[[RequestRecord], None]] = []
+        """Called with a request's record (id and route) once its route is resolved,
+        before its first event; observers are called only if there are some."""
         self._client: Upstream | None = None
         self.table: RoutingTable
 
@@ -96,16 +100,51 @@ class Gateway:
         self, model: str, request: ProviderRequest, request_id: str
     ) -> AsyncIterator[list[Event]]:
         """The engine's event stream for one request, on the current table snapshot."""
-        events = self.engine.stream(self.table, model, request, request_id=request_id)
-        return self._observed(request_id, events) if self.observers else events
+        if not self.observers:
+            return self.engine.stream(self.table, model, request, request_id=request_id)
+        record = RequestRecord(request_id=request_id, route=model)
+        events = self.engine.stream(
+            self.table, model, request, request_id=request_id, record=record
+        )
+        for hook in self.on_start:
+            hook(record)
+        return self._observed(request_id, events, record)
 
     async def _observed(
-        self, request_id: str, events: AsyncIterator[list[Event]]
+        self, request_id: str, events: AsyncGenerator[list[Event], None], record: RequestRecord
     ) -> AsyncIterator[list[Event]]:
-        async for batch in events:
-            for observer in self.observers:
-                observer(request_id, batch)
-            yield batch
+        """Shows every batch to the observers. A stream closed before its final event
+        (the client went away) still ends for them, with a `Failed` of
+        `ClientDisconnected`, so that it is logged and counted like any other."""
+        ended = False
+        try:
+            async for batch in events:
+                for observer in self.observers:
+                    observer(request_id, batch)
+                ended = type(batch[-1]) in _FINAL if batch else ended
+                yield batch
+        finally:
+            if not ended:
+                await events.aclose()  # releases the upstream connection now
+                self._abandoned(request_id, record)
+
+    def _abandoned(self, request_id: str, record: RequestRecord) -> None:
+        usage = Usage()
+        for attempt in record.attempts:
+            if attempt.outcome == "running":
+                attempt.outcome = "failed"
+                attempt.error_type = ClientDisconnected.__name__
+                attempt.error = "the client disconnected"
+            if attempt.usage is not None:
+                usage = usage + attempt.usage
+        delivered = any(a.chars for a in record.attempts)
+        error = ClientDisconnected("the client disconnected before the answer ended")
+        final: list[Event] = [Failed(error, delivered, usage, record, [])]
+        for observer in self.observers:
+            try:
+                observer(request_id, final)
+            except Exception:
+                log.exception("observer failed on a disconnected request")
 
 
 async def hold_back(

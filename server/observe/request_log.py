@@ -36,6 +36,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from router.events import Done, Event, Failed, RequestRecord
+from server.observe.transcript import Transcript
 from server.store.database import WRITE
 from server.store.models import NAME_LENGTH, TARGET_LENGTH, RequestLog
 
@@ -43,8 +44,8 @@ __all__ = ["RequestLogWriter", "row_of"]
 
 log = logging.getLogger("llmgate.request_log")
 
-_Ended = tuple[Done | Failed, datetime]
-"""A final event and the wall-clock time it was observed."""
+_Ended = tuple[Done | Failed, datetime, list[dict[str, Any]] | None]
+"""A final event, the wall-clock time it was observed, and the request's transcript."""
 
 
 def _utcnow() -> datetime:
@@ -69,6 +70,8 @@ class RequestLogWriter:
         retry_max_s: float = 30.0,
         retention_days: float | None = None,
         prune_interval_s: float = 3600.0,
+        keep_text: bool = True,
+        max_in_flight: int = 10_000,
         now: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -95,6 +98,12 @@ class RequestLogWriter:
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
+        self.keep_text = keep_text
+        self.max_in_flight = max_in_flight
+        self._transcripts: dict[str, Transcript] = {}
+        self.transcripts_evicted = 0
+        """Requests whose transcript was dropped because ``max_in_flight`` requests were
+        running at once (their row is still written, with ``transcript`` empty)."""
 
     @property
     def depth(self) -> int:
@@ -115,14 +124,23 @@ class RequestLogWriter:
         """The `Observer`: queues the row of a request that ended; never waits."""
         if not batch:
             return
+        transcripts = self._transcripts
+        transcript = transcripts.get(request_id)
+        if transcript is None:
+            if len(transcripts) >= self.max_in_flight:  # requests that never ended
+                del transcripts[next(iter(transcripts))]
+                self.transcripts_evicted += 1
+            transcript = transcripts[request_id] = Transcript(keep_text=self.keep_text)
+        transcript.add(batch)
         last = batch[-1]
         if type(last) is not Done and type(last) is not Failed:
             return
+        del transcripts[request_id]
         if self._closing:
             self._drops["shutdown"] += 1
             return
         try:
-            self._queue.put_nowait((last, self._now()))
+            self._queue.put_nowait((last, self._now(), transcript.segments()))
         except asyncio.QueueFull:
             self._drops["queue_full"] += 1
             return
@@ -228,7 +246,7 @@ class RequestLogWriter:
     async def _write(self, ended: list[_Ended]) -> None:
         """Insert the rows, retrying through outages; rows the database rejects are
         dropped one by one so that they cannot hold the others back."""
-        rows = [row_of(final, at) for final, at in ended]
+        rows = [row_of(final, at, transcript) for final, at, transcript in ended]
         failures = 0
         while rows:
             try:
@@ -312,7 +330,9 @@ def _rows_fault(exc: Exception) -> bool:
     return isinstance(code, str) and code[:2] in ("22", "23")
 
 
-def row_of(final: Done | Failed, ended_at: datetime) -> dict[str, Any]:
+def row_of(
+    final: Done | Failed, ended_at: datetime, transcript: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The `RequestLog` row of a request that ended at ``ended_at``."""
     record = final.record
     latency_ms = _latency_ms(record)
@@ -338,6 +358,7 @@ def row_of(final: Done | Failed, ended_at: datetime) -> dict[str, Any]:
         "cost_usd": None,  # prices are not configured yet
         "error": error,
         "record": msgspec.to_builtins(record),
+        "transcript": transcript,
     }
 
 

@@ -118,3 +118,5 @@ class RequestLog(Base):
     error: Mapped[str | None] = mapped_column(Text)
     record: Mapped[dict[str, Any]]
     """The engine's `RequestRecord`: every attempt and stream switch."""
+    transcript: Mapped[list[Any] | None] = mapped_column(JSON)
+    """What the client was shown, with each switch in place (`server.observe.transcript`)."""

@@ -1,0 +1,7 @@
+"""Dashboard: playground (being built)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HANDLERS: list[Any] = []

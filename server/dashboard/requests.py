@@ -1,0 +1,7 @@
+"""Dashboard: requests (being built)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HANDLERS: list[Any] = []
