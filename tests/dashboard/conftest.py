@@ -9,6 +9,7 @@ the CSRF token with every write as htmx does (header ``x-csrftoken``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,11 +23,11 @@ from tests.admin.conftest import (
     MESSAGES,
     Serve,
     ServedGateway,
-    database_url,
     engine,
     serve,
     store,
 )
+from tests.store.conftest import empty_database
 
 __all__ = [
     "ADMIN_KEY",
@@ -80,6 +81,15 @@ async def sign_in(base: str, secret: str = ADMIN_KEY) -> httpx.AsyncClient:
     )
     assert response.status_code == 303, response.text
     return web
+
+
+@pytest.fixture(params=["sqlite"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """SQLite unless a test asks for more: the pages do not depend on the backend, and a
+    test of a query that does parametrizes it,
+    ``@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)``."""
+    async with empty_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

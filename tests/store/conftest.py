@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,15 @@ def base_config(**changes: Any) -> GatewayConfig:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database, never migrated."""
-    if request.param == "sqlite":
+    async with empty_database(request.param, tmp_path) as url:
+        yield url
+
+
+@asynccontextmanager
+async def empty_database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty database: an SQLite file in ``tmp_path``, or a PostgreSQL
+    database of its own, dropped afterwards (skips the test without a server)."""
+    if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'llmgate.db'}"
         return
     server = os.environ.get(TEST_DATABASE_ENV)
