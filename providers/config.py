@@ -50,6 +50,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     database's: the safety net under LISTEN/NOTIFY, and the only signal on SQLite."""
     request_log_retention_days: Annotated[float, Meta(gt=0)] | None = 30.0
     """Request-log rows older than this are pruned (unset: kept forever)."""
+    request_log_flush_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
+    """Longest a finished request's row waits in the queue before it is written (a full
+    batch of 500 is written at once)."""
     request_log_text: bool = True
     """Whether the request log keeps the text each client was shown (the dashboard's
     request detail); off, it keeps only character counts and the switches."""

@@ -95,6 +95,7 @@ def create_app(
                     max_queue=settings.request_log_queue,
                     retention_days=settings.request_log_retention_days,
                     keep_text=settings.request_log_text,
+                    flush_interval_s=settings.request_log_flush_s,
                 )
                 meter.watch_request_log(request_log)
                 gateway.observers.append(request_log.observe)

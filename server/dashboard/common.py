@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
-from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from server.gateway import Gateway
@@ -64,4 +63,6 @@ def fragment(template: str, **context: Any) -> Template:
 
 
 def is_htmx(request: Req) -> bool:
-    return isinstance(request, HTMXRequest) and bool(request.htmx)
+    """Whether htmx sent the request (read from the header: exception handlers get a
+    plain `Request`, not an `HTMXRequest`)."""
+    return request.headers.get("hx-request") == "true"

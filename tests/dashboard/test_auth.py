@@ -1,0 +1,115 @@
+"""Signing in to the dashboard: the admin key or password, a hardened session cookie,
+CSRF on every write, sign-out; nothing under /admin without it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from tests.dashboard.conftest import ADMIN_KEY, CLIENT_KEY, ENV, Dashboard, Serve, sign_in
+
+
+@asynccontextmanager
+async def _login(
+    base: str, secret: str, next_: str = "/admin"
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.Response]]:
+    async with httpx.AsyncClient(base_url=base, timeout=10) as web:
+        await web.get("/admin/login")
+        response = await web.post(
+            "/admin/login",
+            data={"secret": secret, "next": next_, "_csrf_token": web.cookies["llmgate_csrf"]},
+        )
+        yield web, response
+
+
+async def test_signed_out_pages_redirect_to_sign_in_and_htmx_requests_are_told_to(
+    serve: Serve,
+) -> None:
+    gateway = await serve()
+    async with httpx.AsyncClient(base_url=gateway.base, timeout=10) as web:
+        page = await web.get("/admin?view=1")
+        assert page.status_code == 303
+        assert page.headers["location"] == "/admin/login?next=%2Fadmin%3Fview%3D1"
+        fragment = await web.get("/admin", headers={"hx-request": "true"})
+        assert fragment.status_code == 401
+        assert fragment.headers["hx-redirect"].startswith("/admin/login?next=")
+        feed = await web.get("/admin/live/requests", headers={"accept": "text/event-stream"})
+        assert feed.status_code == 401
+
+
+async def test_the_admin_key_signs_in_with_an_httponly_strict_session(serve: Serve) -> None:
+    gateway = await serve()
+    async with _login(gateway.base, ADMIN_KEY, "/admin/requests") as (web, response):
+        assert response.status_code == 303 and response.headers["location"] == "/admin/requests"
+        cookie = next(
+            v
+            for k, v in response.headers.multi_items()
+            if k == "set-cookie" and v.startswith("llmgate_session=")
+        )
+        flags = {part.strip().lower() for part in cookie.split(";")}
+        assert "httponly" in flags and "samesite=strict" in flags and "path=/admin" in flags
+        assert ADMIN_KEY not in cookie  # the session is encrypted, not the key
+        assert (await web.get("/admin")).status_code == 200
+
+
+async def test_wrong_secrets_and_the_client_key_are_refused(serve: Serve) -> None:
+    gateway = await serve()
+    for secret in ("nope", CLIENT_KEY, ""):
+        async with _login(gateway.base, secret) as (web, response):
+            assert response.status_code in (400, 401)
+            assert (await web.get("/admin", follow_redirects=False)).status_code == 303
+    async with _login(gateway.base, "nope") as (web, response):
+        assert "not the admin key or password" in response.text
+
+
+async def test_a_configured_password_signs_in_too(serve: Serve) -> None:
+    gateway = await serve(env={**ENV, "LLMGATE_ADMIN_PASSWORD": "correct horse"})
+    async with _login(gateway.base, "correct horse") as (web, response):
+        assert response.status_code == 303
+        assert (await web.get("/admin")).status_code == 200
+
+
+async def test_without_an_admin_key_or_password_the_dashboard_is_disabled(serve: Serve) -> None:
+    gateway = await serve(env={"LLMGATE_MASTER_KEY": CLIENT_KEY})
+    async with httpx.AsyncClient(base_url=gateway.base, timeout=10) as web:
+        page = await web.get("/admin/login")
+        assert "The dashboard is disabled" in page.text and "LLMGATE_ADMIN_KEY" in page.text
+    async with _login(gateway.base, CLIENT_KEY) as (web, response):
+        assert response.status_code == 401
+        assert (await web.get("/admin", follow_redirects=False)).status_code == 303
+
+
+async def test_sign_in_never_redirects_off_the_dashboard(serve: Serve) -> None:
+    gateway = await serve()
+    for target in ("https://evil.example/admin", "//evil.example/admin", "/v1/models"):
+        async with _login(gateway.base, ADMIN_KEY, target) as (_, response):
+            assert response.headers["location"] == "/admin"
+
+
+async def test_writes_need_the_csrf_token(dashboard: Dashboard) -> None:
+    await dashboard.get("/admin")
+    refused = await dashboard.web.post("/admin/logout")
+    assert refused.status_code == 403
+    wrong = await dashboard.web.post("/admin/logout", headers={"x-csrftoken": "forged"})
+    assert wrong.status_code == 403
+    assert (await dashboard.get("/admin")).status_code == 200  # still signed in
+
+
+async def test_sign_out_ends_the_session(dashboard: Dashboard) -> None:
+    await dashboard.get("/admin")
+    out = await dashboard.post("/admin/logout", htmx=False)
+    assert out.status_code == 303 and out.headers["location"] == "/admin/login"
+    assert (await dashboard.get("/admin", follow_redirects=False)).status_code == 303
+
+
+async def test_a_tampered_session_cookie_is_not_signed_in(serve: Serve) -> None:
+    gateway = await serve()
+    web = await sign_in(gateway.base)
+    try:
+        value = web.cookies["llmgate_session"]
+        web.cookies.set("llmgate_session", value[:-4] + "AAAA", path="/admin")
+        assert (await web.get("/admin", follow_redirects=False)).status_code == 303
+    finally:
+        await web.aclose()
