@@ -13,6 +13,7 @@ from msgspec import Meta
 from providers._client import Upstream
 from providers._convert import data_url, parts, stop_sequences, text_of, tool_arguments
 from providers._stream import sse_chunks
+from providers.pricing import Price
 from router.errors import (
     ContextLengthExceeded,
     InvalidRequest,
@@ -44,6 +45,8 @@ class AnthropicConfig(
     no_prefill_models: list[str] = []
     """Model name prefixes that reject a final assistant message."""
     headers: dict[str, str] = {}
+    prices: dict[str, Price] = {}
+    """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
 
 
 # OpenAI finish reasons for Anthropic's stop reasons.

@@ -13,6 +13,7 @@ import msgspec
 from providers._client import Upstream
 from providers._convert import data_url, parts, stop_sequences, text_of, tool_arguments
 from providers._stream import sse_chunks
+from providers.pricing import Price
 from router.errors import (
     AuthenticationFailed,
     ContentFiltered,
@@ -42,6 +43,8 @@ class GeminiConfig(
     api_version: str = "v1beta"
     supports_prefill: bool = False
     headers: dict[str, str] = {}
+    prices: dict[str, Price] = {}
+    """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
 
 
 # Finish reasons that mean the answer was withheld: `ContentFiltered`, never a success.

@@ -19,6 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from providers._http import error_for_status
+from providers.pricing import Price
 from router.errors import StreamInterrupted
 from router.events import Chunk, Finish, TextDelta, Usage
 from router.provider import AttemptOptions, ProviderRequest
@@ -58,6 +59,8 @@ class MockConfig(
     supports_prefill: bool = True
     overlap_words: Annotated[int, Meta(ge=0, le=20)] = 3
     """Words a user-turn continuation repeats before going on."""
+    prices: dict[str, Price] = {}
+    """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ import msgspec
 from providers._client import Upstream
 from providers._http import openai_style_classifier
 from providers._stream import sse_chunks
+from providers.pricing import Price
 from router.errors import (
     ContentFiltered,
     ContextLengthExceeded,
@@ -36,6 +37,8 @@ class OpenAIConfig(
     stream_usage: bool = True
     """Ask for a final usage chunk (``stream_options.include_usage``)."""
     headers: dict[str, str] = {}
+    prices: dict[str, Price] = {}
+    """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
 
 
 class _Function(msgspec.Struct, gc=False):

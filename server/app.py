@@ -73,7 +73,7 @@ def create_app(
     ``config`` then only contributes its ``[server]`` settings.
     """
     gateway = Gateway(config, env)
-    meter = Metrics()
+    meter = Metrics(prices=lambda: gateway.prices)
     gateway.observers.append(meter.observe)
     feed = LiveFeed()
     gateway.observers.append(feed.observe)
@@ -96,6 +96,7 @@ def create_app(
                     retention_days=settings.request_log_retention_days,
                     keep_text=settings.request_log_text,
                     flush_interval_s=settings.request_log_flush_s,
+                    prices=lambda: gateway.prices,
                 )
                 meter.watch_request_log(request_log)
                 gateway.observers.append(request_log.observe)

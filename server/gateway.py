@@ -16,6 +16,7 @@ from providers import (
     build_table,
     make_client,
 )
+from providers.pricing import PriceBook
 from router.engine import Engine
 from router.errors import ClientDisconnected, ConfigError
 from router.events import Done, Event, Failed, RequestRecord, TextDelta, ToolCallDelta, Usage
@@ -61,6 +62,8 @@ class Gateway:
         before its first event; observers are called only if there are some."""
         self._client: Upstream | None = None
         self.table: RoutingTable
+        self.prices = _price_book(config)
+        """The served configuration's prices (`providers.pricing`), swapped with the table."""
 
     async def start(self) -> None:
         self._client = make_client(self.config.server.upstream_transport)
@@ -83,6 +86,7 @@ class Gateway:
         except Exception as exc:  # e.g. a base_url httpx cannot parse
             raise ConfigError(f"cannot be served: {exc}", where=f"revision {revision}") from exc
         self.table = table
+        self.prices = _price_book(config)
 
     def check_provider(self, name: str, config: ProviderConfig) -> None:
         """Raise `ConfigError` unless a provider of ``config`` can be built: the schema
@@ -145,6 +149,10 @@ class Gateway:
                 observer(request_id, final)
             except Exception:
                 log.exception("observer failed on a disconnected request")
+
+
+def _price_book(config: GatewayConfig) -> PriceBook:
+    return PriceBook({name: pc.prices for name, pc in config.providers.items()})
 
 
 async def hold_back(

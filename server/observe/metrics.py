@@ -9,7 +9,11 @@ Counted when a request ends, from the `RequestRecord` its `Done` or `Failed` car
   and another one followed (a retry of the same target has ``from_target == to_target``);
 - ``llmgate_stream_switches_total{route, from_target, to_target, mode, reason}``: the
   answer continued on another target after content was delivered;
-- ``llmgate_resets_total{route}``: switches that told the client to discard its text.
+- ``llmgate_resets_total{route}``: switches that told the client to discard its text;
+- ``llmgate_tokens_total{route, target, kind}``: the usage each attempt reported
+  (``prompt``, ``completion``, ``cached``);
+- ``llmgate_cost_usd_total{route, target}``: that usage at the target's price
+  (`providers.pricing`), for targets that have one.
 
 Timed with this observer's clock, from the request's first event batch (its first
 ``AttemptStarted``, yielded before any upstream is contacted):
@@ -45,6 +49,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from providers.pricing import PriceBook
 from router.events import (
     AttemptRecord,
     AttemptStarted,
@@ -117,9 +122,14 @@ class Metrics:
     """
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.perf_counter, max_in_flight: int = 10_000
+        self,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        max_in_flight: int = 10_000,
+        prices: Callable[[], PriceBook] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
+        self._prices = prices
         self.max_in_flight = max_in_flight
         self._clock = clock
         self._live: OrderedDict[str, _Live] = OrderedDict()
@@ -183,6 +193,23 @@ class Metrics:
                 registry=r,
             )
         )
+        self.cost = _Children(
+            Counter(
+                "llmgate_cost_usd",
+                "Spend in USD by the usage each attempt reported, at its target's price "
+                "(attempts of targets without a price are not counted).",
+                ["route", "target"],
+                registry=r,
+            )
+        )
+        self.tokens = _Children(
+            Counter(
+                "llmgate_tokens",
+                "Tokens reported by the upstreams, by kind (prompt, completion, cached).",
+                ["route", "target", "kind"],
+                registry=r,
+            )
+        )
         self.evicted = Counter(
             "llmgate_metrics_evicted_requests",
             "Requests evicted from tracking before they ended (abandoned streams).",
@@ -240,8 +267,17 @@ class Metrics:
 
     def _count(self, record: RequestRecord) -> None:
         route = record.route
+        prices = self._prices() if self._prices is not None else None
         for a in record.attempts:
             self.attempts(route, a.target, a.outcome, a.error_type or "").inc()
+            if a.usage is not None:
+                self.tokens(route, a.target, "prompt").inc(a.usage.prompt_tokens)
+                self.tokens(route, a.target, "completion").inc(a.usage.completion_tokens)
+                if a.usage.cached_tokens:
+                    self.tokens(route, a.target, "cached").inc(a.usage.cached_tokens)
+                price = prices.price(a.target) if prices else None
+                if price is not None:
+                    self.cost(route, a.target).inc(price.cost(a.usage))
         for failed, following in pairwise(record.attempts):
             self.fallbacks(route, failed.target, following.target, failed.error_type or "").inc()
         for s in record.switches:

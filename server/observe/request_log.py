@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from providers.pricing import PriceBook
 from router.events import Done, Event, Failed, RequestRecord
 from server.observe.transcript import Transcript
 from server.store.database import WRITE
@@ -44,8 +45,9 @@ __all__ = ["RequestLogWriter", "row_of"]
 
 log = logging.getLogger("llmgate.request_log")
 
-_Ended = tuple[Done | Failed, datetime, list[dict[str, Any]] | None]
-"""A final event, the wall-clock time it was observed, and the request's transcript."""
+_Ended = tuple[Done | Failed, datetime, list[dict[str, Any]] | None, float | None]
+"""A final event, the wall-clock time it was observed, the request's transcript and its
+cost (at the prices of when it ended)."""
 
 
 def _utcnow() -> datetime:
@@ -72,6 +74,7 @@ class RequestLogWriter:
         prune_interval_s: float = 3600.0,
         keep_text: bool = True,
         max_in_flight: int = 10_000,
+        prices: Callable[[], PriceBook] | None = None,
         now: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -99,6 +102,7 @@ class RequestLogWriter:
         self._progress = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self.keep_text = keep_text
+        self._prices = prices
         self.max_in_flight = max_in_flight
         self._transcripts: dict[str, Transcript] = {}
         self.transcripts_evicted = 0
@@ -140,7 +144,8 @@ class RequestLogWriter:
             self._drops["shutdown"] += 1
             return
         try:
-            self._queue.put_nowait((last, self._now(), transcript.segments()))
+            cost = self._prices().cost(last.record) if self._prices is not None else None
+            self._queue.put_nowait((last, self._now(), transcript.segments(), cost))
         except asyncio.QueueFull:
             self._drops["queue_full"] += 1
             return
@@ -246,7 +251,7 @@ class RequestLogWriter:
     async def _write(self, ended: list[_Ended]) -> None:
         """Insert the rows, retrying through outages; rows the database rejects are
         dropped one by one so that they cannot hold the others back."""
-        rows = [row_of(final, at, transcript) for final, at, transcript in ended]
+        rows = [row_of(*item) for item in ended]
         failures = 0
         while rows:
             try:
@@ -331,7 +336,10 @@ def _rows_fault(exc: Exception) -> bool:
 
 
 def row_of(
-    final: Done | Failed, ended_at: datetime, transcript: list[dict[str, Any]] | None = None
+    final: Done | Failed,
+    ended_at: datetime,
+    transcript: list[dict[str, Any]] | None = None,
+    cost_usd: float | None = None,
 ) -> dict[str, Any]:
     """The `RequestLog` row of a request that ended at ``ended_at``."""
     record = final.record
@@ -355,7 +363,7 @@ def row_of(
         "prompt_tokens": final.usage.prompt_tokens,
         "completion_tokens": final.usage.completion_tokens,
         "total_tokens": final.usage.total_tokens,
-        "cost_usd": None,  # prices are not configured yet
+        "cost_usd": cost_usd,
         "error": error,
         "record": msgspec.to_builtins(record),
         "transcript": transcript,

@@ -13,12 +13,13 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.store import PolicyStore
 from server.store.models import RequestLog
-from tests.admin.conftest import CONFIG, MESSAGES, ServedGateway, Serve
+from tests.admin.conftest import CONFIG, MESSAGES, Serve, ServedGateway
 
 
 async def _rows(store: PolicyStore) -> list[Any]:
@@ -124,3 +125,48 @@ async def test_a_client_that_disconnects_mid_stream_is_logged_as_such(
     assert row.transcript[0]["target"] == "slow/a" and row.transcript[0]["text"]
     requests = await _metric(gateway, "llmgate_requests_total")
     assert requests == 1
+
+
+async def test_each_request_is_logged_with_its_cost_at_the_targets_price(
+    serve: Serve, store: PolicyStore
+) -> None:
+    config = {
+        **CONFIG,
+        "providers": {
+            "cut": {
+                "kind": "mock",
+                "cut_after": 2,
+                "prices": {"*": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
+            },
+            "priced": {
+                "kind": "mock",
+                "tokens": 5,
+                "prices": {"a": {"input_per_mtok": 3.0, "output_per_mtok": 4.0}},
+            },
+            "free": {"kind": "mock", "tokens": 5},
+        },
+        "routes": {
+            "chat": {
+                "targets": ["cut/a", "priced/a"],
+                "stream_fallback_mode": "prefill",
+                "max_retries": 0,
+            },
+            "unpriced": {"targets": ["free/a"]},
+        },
+    }
+    gateway = await serve(config=config)
+    assert (await gateway.answer("chat"))[:2] == (200, "priced/a")
+    assert (await gateway.answer("unpriced"))[0] == 200
+    await gateway.aclose()
+
+    rows = {r.route: r for r in await _rows(store)}
+    attempts = rows["chat"].record["attempts"]
+    expected = 0.0
+    for a, (inp, out) in zip(attempts, [(1.0, 2.0), (3.0, 4.0)], strict=True):
+        usage = a["usage"]
+        if usage is None:  # a cut stream reports none: nothing is known to charge
+            continue
+        expected += (usage["prompt_tokens"] * inp + usage["completion_tokens"] * out) / 1e6
+    assert [a["usage"] is not None for a in attempts] == [False, True]
+    assert rows["chat"].cost_usd == pytest.approx(expected) and expected > 0
+    assert rows["unpriced"].cost_usd is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from providers.pricing import Price, PriceBook
 from router.engine import Engine
 from router.errors import AuthenticationFailed
 from router.events import (
@@ -259,3 +260,27 @@ async def test_exposes_the_request_log_queue_depth_and_drops() -> None:
         assert sample(metrics, "llmgate_request_log_written_total") == 0
     finally:
         await engine.dispose()
+
+
+async def test_counts_tokens_and_cost_per_target_at_its_price(router: Engine) -> None:
+    book = PriceBook({"a": {"m": Price(input_per_mtok=2.0, output_per_mtok=10.0)}})
+    metrics = Metrics(prices=lambda: book)
+    a = FakeProvider("a", answer("Hi", usage=Usage(1000, 200, 1200, cached_tokens=0)))
+    b = FakeProvider("b", answer("Hi", usage=Usage(50, 5, 55)))
+
+    await serve(
+        router, routes([a, b], chat=route("a"), other=route("b")), "chat", "r1", metrics.observe
+    )
+    await serve(
+        router, routes([a, b], chat=route("a"), other=route("b")), "other", "r2", metrics.observe
+    )
+
+    labels = {"route": "chat", "target": "a/m"}
+    assert sample(metrics, "llmgate_tokens_total", **labels, kind="prompt") == 1000
+    assert sample(metrics, "llmgate_tokens_total", **labels, kind="completion") == 200
+    assert sample(metrics, "llmgate_cost_usd_total", **labels) == pytest.approx(
+        (1000 * 2.0 + 200 * 10.0) / 1e6
+    )
+    # b has no price: its tokens are counted, its cost is not invented
+    assert sample(metrics, "llmgate_tokens_total", route="other", target="b/m", kind="prompt") == 50
+    assert sample(metrics, "llmgate_cost_usd_total", route="other", target="b/m") is None
