@@ -93,12 +93,22 @@ class DashboardAuth:
         ]
 
 
+class _Backend(ClientSideSessionBackend):
+    def load_data(self, data: list[bytes]) -> dict[str, Any]:
+        """A cookie that does not decrypt and decode is no session. litestar only
+        catches a bad tag or bad base64: a tampered expiry is a JSON error, a 500."""
+        try:
+            return super().load_data(data)
+        except Exception:
+            return {}
+
+
 class _CookieSession(SessionMiddleware[ClientSideSessionBackend]):
     """litestar's cookie session, with its cipher built when the app is: routers are
     deep-copied on registration, and a cipher cannot be copied."""
 
     def __init__(self, app: ASGIApp, config: CookieBackendConfig) -> None:
-        super().__init__(app, ClientSideSessionBackend(config))
+        super().__init__(app, _Backend(config))
 
 
 def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:

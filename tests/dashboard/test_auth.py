@@ -3,6 +3,7 @@ CSRF on every write, sign-out; nothing under /admin without it."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -109,7 +110,16 @@ async def test_a_tampered_session_cookie_is_not_signed_in(serve: Serve) -> None:
     web = await sign_in(gateway.base)
     try:
         value = web.cookies["llmgate_session"]
-        web.cookies.set("llmgate_session", value[:-4] + "AAAA", path="/admin")
-        assert (await web.get("/admin", follow_redirects=False)).status_code == 303
+        raw = base64.b64decode(value)
+        # one byte changed at a time, from the ciphertext to the plain-text expiry at its
+        # end: a bad tag, or an expiry that is no longer JSON
+        for i in [*range(1, 40), len(raw) // 2, len(raw) - 1]:
+            forged = bytearray(raw)
+            forged[-i] ^= 0x01
+            web.cookies.set(
+                "llmgate_session", base64.b64encode(bytes(forged)).decode(), path="/admin"
+            )
+            response = await web.get("/admin", follow_redirects=False)
+            assert response.status_code == 303, (i, response.status_code)
     finally:
         await web.aclose()
