@@ -279,6 +279,8 @@ def _database_error(request: Req, exc: Exception) -> Response[Any]:
 
 def admin_router() -> Router:
     """The admin API, mounted at `ADMIN_PATH`."""
+    from server.admin_keys import KEY_HANDLERS
+
     return Router(
         ADMIN_PATH,
         route_handlers=[
@@ -294,6 +296,7 @@ def admin_router() -> Router:
             get_revision,
             rollback,
             reload,
+            *KEY_HANDLERS,
         ],
         guards=[admin_guard],
         exception_handlers={

@@ -77,8 +77,9 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
 )
 async def create_message(request: Request[Any, Any, Any]) -> Response[Any]:
     gateway: Gateway = request.app.state.gateway
-    gateway.authorize(_credentials(request.headers))
+    key = gateway.authorize(_credentials(request.headers))
     call = parse_messages_request(await request.body())
+    gateway.allowed(key, call.model)
     message_id = "msg_" + os.urandom(12).hex()
     events = gateway.run(call.model, call.request, message_id)
     headers = {"x-llmgate-request-id": message_id}

@@ -125,6 +125,20 @@ def _revisions(args: argparse.Namespace) -> int:
     return commands.run(commands.revisions(database_url(args.database_url), args.limit))
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from server.store import commands, database_url
+
+    return commands.run(
+        commands.keys(
+            database_url(args.database_url),
+            args.keys_command,
+            ref=getattr(args, "key", None),
+            name=getattr(args, "name", None),
+            routes=getattr(args, "routes", None),
+        )
+    )
+
+
 def _default_actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -165,6 +179,20 @@ def _add_store_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     for p in (plan, apply, export):
         _add_database_url(p)
         p.set_defaults(func=_config)
+
+    keys = sub.add_parser("keys", help="virtual API keys for clients")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; prints its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--routes", help="comma-separated routes it may use (default: all)")
+    listing = keys_sub.add_parser("list", help="every key, revoked ones included")
+    rotate = keys_sub.add_parser("rotate", help="a new secret for KEY; the old one stops working")
+    revoke = keys_sub.add_parser("revoke", help="revoke KEY on every gateway")
+    for p in (rotate, revoke):
+        p.add_argument("key", help="the key's id (key_...) or the name of an active key")
+    for p in (create, listing, rotate, revoke):
+        _add_database_url(p)
+        p.set_defaults(func=_keys)
 
     revisions = sub.add_parser("revisions", help="list configuration revisions, newest first")
     revisions.add_argument("--limit", type=int, default=50)

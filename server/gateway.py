@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import random
@@ -22,7 +23,7 @@ from router.errors import ClientDisconnected, ConfigError
 from router.events import Done, Event, Failed, RequestRecord, TextDelta, ToolCallDelta, Usage
 from router.provider import ProviderRequest
 from router.table import RoutingTable
-from server.auth import check_bearer
+from server.auth import ApiKey, AuthError, KeyRing, RouteNotAllowed, bearer_token
 
 __all__ = ["Gateway", "Observer", "hold_back", "is_content", "relay"]
 
@@ -57,6 +58,8 @@ class Gateway:
         self.admin_key = self.env.get(config.server.admin_key_env) or None
         self.engine = Engine(clock=time.monotonic, rng=random.random)
         self.observers: list[Observer] = []
+        self.keys = KeyRing()
+        """The active virtual keys (`server.store.keys`), swapped in by the reloader."""
         self.on_start: list[Callable[[RequestRecord], None]] = []
         """Called with a request's record (id and route) once its route is resolved,
         before its first event; observers are called only if there are some."""
@@ -97,8 +100,33 @@ class Gateway:
         except Exception as exc:
             raise ConfigError(str(exc), where=f"config: providers.{name}") from exc
 
-    def authorize(self, authorization: str | None) -> None:
-        check_bearer(authorization, self.master_key)
+    def authorize(self, authorization: str | None) -> ApiKey | None:
+        """Who is asking: None for the master key (or when no key is required), else the
+        virtual key. Raises `AuthError` for a missing or unknown key."""
+        if self.master_key is None and not self.keys:
+            return None
+        token = bearer_token(authorization)
+        if token is None:
+            raise AuthError("You didn't provide an API key. Send 'Authorization: Bearer <key>'.")
+        if self.master_key is not None and hmac.compare_digest(
+            token.encode(), self.master_key.encode()
+        ):
+            return None
+        key = self.keys.find(token)
+        if key is None:
+            raise AuthError("Incorrect API key provided.")
+        return key
+
+    def allowed(self, key: ApiKey | None, model: str) -> None:
+        """Raise `RouteNotAllowed` unless ``key`` may use the route ``model`` names."""
+        if key is None or key.routes is None:
+            return
+        route = self.table.resolve(model).name
+        if not key.allows(route):
+            raise RouteNotAllowed(
+                f"The key {key.name!r} may only use the routes {', '.join(key.routes)}; "
+                f"not {route!r}."
+            )
 
     def run(
         self, model: str, request: ProviderRequest, request_id: str

@@ -41,8 +41,9 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     gateway = _gateway(request)
-    gateway.authorize(request.headers.get("authorization"))
+    key = gateway.authorize(request.headers.get("authorization"))
     call = parse_chat_request(await request.body())
+    gateway.allowed(key, call.model)
     request_id = "chatcmpl-" + os.urandom(12).hex()
     events = gateway.run(call.model, ProviderRequest(call.messages, call.params), request_id)
     headers = {"x-llmgate-request-id": request_id}
@@ -70,8 +71,11 @@ def _stream_error() -> bytes:
 @get("/v1/models")
 async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     gateway = _gateway(request)
-    gateway.authorize(request.headers.get("authorization"))
+    key = gateway.authorize(request.headers.get("authorization"))
     table = gateway.table
+    ids = table.model_ids()
+    if key is not None and key.routes is not None:  # only what this key may use
+        ids = [model_id for model_id in ids if model_id in key.routes]
     data = [
         {
             "id": model_id,
@@ -79,7 +83,7 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
             "created": 0,
             "owned_by": "llmgate" if model_id in table.routes else model_id.partition("/")[0],
         }
-        for model_id in table.model_ids()
+        for model_id in ids
     ]
     return _json({"object": "list", "data": data})
 

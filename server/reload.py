@@ -8,6 +8,9 @@ Three signals wake one loader:
 - every ``poll_s`` seconds the stored revision is compared with the served one: the
   safety net for lost notifications, and the only signal on SQLite.
 
+The active virtual API keys (`server.store.keys`) ride on the same signals: their own
+channel (``llmgate_keys``) and the ``keys_version`` the poll compares.
+
 Serving never waits for any of this: a request reads ``gateway.table`` once when it
 starts and keeps that snapshot to the end. A revision that cannot be loaded or compiled
 is logged and skipped (the current table stays); an unreachable database is logged and
@@ -32,6 +35,7 @@ from server.store import (
     create_engine,
     display_url,
 )
+from server.store.keys import KEYS_CHANNEL, KeyStore
 
 __all__ = ["Reloader", "serve_from_database"]
 
@@ -46,6 +50,7 @@ class Reloader:
 
     def __init__(self, store: PolicyStore, gateway: Gateway, *, poll_s: float = 1.0) -> None:
         self.store = store
+        self.keys = KeyStore(store.engine)
         self._gateway = gateway
         self._poll_s = poll_s
         self._lock = asyncio.Lock()  # one load at a time, so swaps happen in order
@@ -62,6 +67,7 @@ class Reloader:
     async def start(self) -> None:
         """Serve the current revision (raising if it cannot be served), then watch."""
         await self.reload()
+        await self.reload_keys()
         self._tasks.append(asyncio.create_task(self._watch(), name="llmgate-reload-poll"))
         if self.store.engine.dialect.name == "postgresql":
             self._tasks.append(asyncio.create_task(self._listen(), name="llmgate-reload-listen"))
@@ -83,6 +89,11 @@ class Reloader:
             self._rejected = None
             return revision
 
+    async def reload_keys(self) -> None:
+        """Hold the database's active virtual keys now (after a key change here)."""
+        async with self._lock:
+            self._gateway.keys = await self.keys.ring()
+
     async def wrote(self, result: WriteResult) -> None:
         """Serve a revision this process just wrote, without reading it back."""
         if not result.written:
@@ -97,6 +108,9 @@ class Reloader:
 
     async def _refresh(self) -> None:
         async with self._lock:
+            if await self.keys.version() != self._gateway.keys.version:
+                self._gateway.keys = await self.keys.ring()
+                log.info("holding %d active API keys", len(self._gateway.keys))
             current = await self.store.current_revision()
             if current in (self.revision, self._rejected):
                 return
@@ -167,6 +181,7 @@ class Reloader:
             lost = asyncio.Event()
             driver.add_termination_listener(lambda _conn: lost.set())
             await driver.add_listener(NOTIFY_CHANNEL, self._notified)
+            await driver.add_listener(KEYS_CHANNEL, self._keys_notified)
             self._wake.set()  # catch up on whatever was written while not listening
             try:
                 await lost.wait()
@@ -177,9 +192,14 @@ class Reloader:
                 else:  # cancelled: the connection is fine, stop listening on it
                     with contextlib.suppress(Exception):
                         await driver.remove_listener(NOTIFY_CHANNEL, self._notified)
+                        await driver.remove_listener(KEYS_CHANNEL, self._keys_notified)
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if not payload.isdigit() or int(payload) != self.revision:
+            self._wake.set()
+
+    def _keys_notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if not payload.isdigit() or int(payload) != self._gateway.keys.version:
             self._wake.set()
 
 

@@ -18,14 +18,16 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from providers.config import ServerSettings, load_config
 from router.errors import LLMGateError
+from server.auth import ApiKey
 from server.store.database import create_engine, display_url
 from server.store.diff import diff_configs
 from server.store.errors import DatabaseError, NotFound
 from server.store.export import to_toml
+from server.store.keys import KeyStore
 from server.store.migration import check_schema, downgrade, head_revision, upgrade
 from server.store.service import PolicyStore
 
-__all__ = ["apply", "db_downgrade", "db_upgrade", "export", "plan", "revisions", "run"]
+__all__ = ["apply", "db_downgrade", "db_upgrade", "export", "keys", "plan", "revisions", "run"]
 
 T = TypeVar("T")
 
@@ -127,4 +129,48 @@ async def revisions(url: str, limit: int) -> int:
         print("no revisions yet")
     for r in rows:
         print(f"{r.id:>6}  {r.created_at:%Y-%m-%d %H:%M:%S}Z  {r.actor}  {r.summary}")
+    return 0
+
+
+# --- llmgate keys ... --------------------------------------------------------------------
+
+
+def _key_line(key: ApiKey) -> str:
+    routes = ",".join(key.routes) if key.routes is not None else "*"
+    state = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}Z"
+    return f"{key.id}  {key.name}  {key.prefix}…  routes={routes}  {state}"
+
+
+async def keys(
+    url: str, action: str, *, ref: str | None, name: str | None, routes: str | None
+) -> int:
+    """``keys create|list|revoke|rotate``. A secret is printed once, on its own line
+    last, so that ``$(llmgate keys create ... | tail -1)`` captures it."""
+    async with _store(url) as store:
+        key_store = KeyStore(store.engine)
+        match action:
+            case "list":
+                listed = await key_store.list()
+                if not listed:
+                    print("no keys yet")
+                for key in listed:
+                    print(_key_line(key))
+            case "create":
+                assert name is not None
+                wanted = routes.split(",") if routes else None
+                created = await key_store.create(name, wanted)
+                print(_key_line(created.key))
+                print("the secret, shown only now:", file=sys.stderr)
+                print(created.secret)
+            case "rotate":
+                assert ref is not None
+                created = await key_store.rotate(ref)
+                print(_key_line(created.key))
+                print(
+                    "the new secret, shown only now (the old one no longer works):", file=sys.stderr
+                )
+                print(created.secret)
+            case "revoke":
+                assert ref is not None
+                print(_key_line(await key_store.revoke(ref)))
     return 0

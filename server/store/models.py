@@ -22,10 +22,19 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ConfigState", "ProviderRow", "RequestLog", "RevisionRow", "RouteRow"]
+__all__ = [
+    "ApiKeyRow",
+    "Base",
+    "ConfigState",
+    "ProviderRow",
+    "RequestLog",
+    "RevisionRow",
+    "RouteRow",
+]
 
 NAME_LENGTH = 200
 TARGET_LENGTH = 256
@@ -82,6 +91,9 @@ class ConfigState(Base):
     """0 until the first write: an empty database, which `seed_if_empty` fills."""
     defaults: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+    keys_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Bumped by every change of ``api_keys``, which each process polls alongside the
+    revision (and hears of through ``NOTIFY llmgate_keys`` on PostgreSQL)."""
 
 
 class RequestLog(Base):
@@ -120,3 +132,30 @@ class RequestLog(Base):
     """The engine's `RequestRecord`: every attempt and stream switch."""
     transcript: Mapped[list[Any] | None] = mapped_column(JSON)
     """What the client was shown, with each switch in place (`server.observe.transcript`)."""
+
+
+class ApiKeyRow(Base):
+    """A virtual client key. Only the SHA-256 of its secret is stored; ``prefix`` (the
+    secret's first characters) lets people tell keys apart. A name is unique among the
+    keys not revoked."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index(
+            "uq_api_keys_active_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    routes: Mapped[list[Any] | None] = mapped_column(JSON)
+    """Route names the key may use; None: every route and target."""
+    created_at: Mapped[datetime]
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
