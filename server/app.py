@@ -20,6 +20,7 @@ from server.dashboard import assets_ok, dashboard_routers, template_config
 from server.dashboard.live import LiveFeed
 from server.gateway import Gateway
 from server.observe import Metrics, RequestLogWriter
+from server.observe.health import TargetHealth
 from server.openai_api import chat_completions, healthz, list_models, metrics
 from server.openai_wire import INTERNAL_ERROR, error_body
 from server.reload import serve_from_database
@@ -75,6 +76,8 @@ def create_app(
     gateway = Gateway(config, env)
     meter = Metrics(prices=lambda: gateway.prices)
     gateway.observers.append(meter.observe)
+    health = TargetHealth()
+    gateway.observers.append(health.observe)
     feed = LiveFeed()
     gateway.observers.append(feed.observe)
     gateway.on_start.append(feed.started)
@@ -133,6 +136,7 @@ def create_app(
     )
     app.state.gateway = gateway
     app.state.metrics = meter
+    app.state.health = health
     app.state.reloader = None
     app.state.live_feed = feed
     app.state.live_heartbeat_s = 15.0
