@@ -19,6 +19,7 @@ NAV = (
     ("overview", "Overview", "/admin"),
     ("routes", "Routes", "/admin/routes"),
     ("providers", "Providers", "/admin/providers"),
+    ("revisions", "Revisions", "/admin/revisions"),
     ("requests", "Requests", "/admin/requests"),
     ("playground", "Playground", "/admin/playground"),
 )

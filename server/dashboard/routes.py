@@ -740,7 +740,7 @@ async def revisions_page(request: Req) -> Template:
     return page(
         request,
         "revisions.html",
-        "routes",
+        "revisions",
         revisions=views,
         current_revision=infos[0].id if infos else 0,
         limit=limit,

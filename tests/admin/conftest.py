@@ -93,6 +93,7 @@ class ServedGateway(Clients):
 
     def __init__(self, config: dict[str, Any], env: dict[str, str], url: str | None) -> None:
         app = create_app(decode_config(config, "test-config"), env=env, database_url=url)
+        self.app = app
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(128)

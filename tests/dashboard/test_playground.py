@@ -376,7 +376,7 @@ async def test_a_simulated_stall_fails_over_on_the_stall_timeout(open_dashboard:
 
 def _app_state(dashboard: Dashboard) -> Any:
     # ServedGateway keeps the app only in its uvicorn server's config.
-    app: Any = dashboard.gateway._server.config.app
+    app: Any = dashboard.gateway.app
     return app.state
 
 
