@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from msgspec import Meta
@@ -17,7 +18,7 @@ from providers.gemini import GeminiConfig
 from providers.mock import MockConfig
 from providers.openai import OpenAIConfig
 from router.errors import ConfigError
-from router.policy import RoutePolicy
+from router.policy import Budget, RoutePolicy
 
 __all__ = [
     "GatewayConfig",
@@ -81,6 +82,8 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                     "expected at least one target of the form provider/model",
                     where=f"{prefix}routes.{name}.targets",
                 )
+            if route.budget is not None:
+                self._check_budget(route.budget, f"{prefix}routes.{name}.budget", name)
             for i, target in enumerate(route.targets):
                 provider = target.partition("/")[0]
                 if provider not in self.providers:
@@ -90,6 +93,30 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                         where=f"{prefix}routes.{name}.targets[{i}]",
                     )
         return self
+
+    def _check_budget(self, budget: Budget, where: str, route: str) -> None:
+        try:
+            ZoneInfo(budget.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"unknown time zone {budget.timezone!r} (an IANA name such as 'Europe/Paris')",
+                where=f"{where}.timezone",
+            ) from None
+        seen = [route]
+        target = budget.downgrade_to
+        while target is not None:  # a chain of cheaper routes, never back to one seen
+            if target not in self.routes:
+                raise ConfigError(
+                    f"downgrade_to names no route: {target!r}", where=f"{where}.downgrade_to"
+                )
+            if target in seen:
+                raise ConfigError(
+                    f"downgrade_to loops: {' -> '.join([*seen, target])}",
+                    where=f"{where}.downgrade_to",
+                )
+            seen.append(target)
+            nxt = self.routes[target].budget
+            target = nxt.downgrade_to if nxt is not None else None
 
 
 _SECTIONS = ("server", "defaults", "providers", "routes")

@@ -108,6 +108,8 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     switches: list[SwitchRecord] = msgspec.field(default_factory=list)
     skipped: list[str] = msgspec.field(default_factory=list)
     """Targets passed over because their circuit breaker was open."""
+    client: str | None = None
+    """Who asked, as the caller names it (the gateway: an API key's id); not used here."""
 
 
 class AttemptStarted(msgspec.Struct, tag="attempt_started", gc=False):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-__all__ = ["BreakerPolicy", "RoutePolicy", "Target", "parse_target"]
+__all__ = ["BreakerPolicy", "Budget", "RoutePolicy", "Target", "parse_target"]
 
 PositiveSeconds = Annotated[float, Meta(gt=0, le=86400)]
 Reason = Literal[
@@ -34,6 +34,49 @@ class BreakerPolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     cooldown_s: PositiveSeconds = 30.0
 
 
+Spend = Annotated[float, Meta(gt=0, le=1e9)]
+Count = Annotated[int, Meta(ge=1, le=10**15)]
+
+BUDGET_PERIODS = ("minute", "hour", "day", "month")
+BUDGET_METRICS = ("usd", "tokens", "requests")
+
+
+class Budget(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """Limits on a route's (or a key's) use, each per calendar window in ``timezone``:
+    ``<metric>_per_<period>`` for metric ``usd`` (cost at the targets' prices), ``tokens``
+    (prompt and completion) or ``requests``, period ``minute``, ``hour``, ``day`` or
+    ``month``. A request that would exceed one is refused before any upstream call (or,
+    with ``downgrade_to``, sent to that cheaper route instead); spend is counted when a
+    request ends, so the one that crosses a limit finishes and the next is refused."""
+
+    usd_per_minute: Spend | None = None
+    usd_per_hour: Spend | None = None
+    usd_per_day: Spend | None = None
+    usd_per_month: Spend | None = None
+    tokens_per_minute: Count | None = None
+    tokens_per_hour: Count | None = None
+    tokens_per_day: Count | None = None
+    tokens_per_month: Count | None = None
+    requests_per_minute: Count | None = None
+    requests_per_hour: Count | None = None
+    requests_per_day: Count | None = None
+    requests_per_month: Count | None = None
+    timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "UTC"
+    """The IANA zone whose calendar the windows follow (``Europe/Paris``)."""
+    downgrade_to: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    """A route to serve the request instead when this budget is spent (routes only)."""
+
+    def limits(self) -> list[tuple[str, str, float]]:
+        """``(metric, period, limit)`` of every limit set."""
+        out = []
+        for metric in BUDGET_METRICS:
+            for period in BUDGET_PERIODS:
+                value = getattr(self, f"{metric}_per_{period}")
+                if value is not None:
+                    out.append((metric, period, float(value)))
+        return out
+
+
 class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """How one route behaves. ``targets`` are ``provider/model`` strings, in order."""
 
@@ -54,6 +97,7 @@ class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     fallback_on: frozenset[Reason] | None = None
     """Failure reasons that may be retried or fall back; any other failure is returned
     at once. Unset: every retryable or fallback-able failure (see router.errors)."""
+    budget: Budget | None = None
 
 
 class Target(msgspec.Struct, frozen=True, gc=False):

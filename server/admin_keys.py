@@ -20,11 +20,13 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from router.errors import RequestError
+from router.policy import Budget
 from server.auth import ApiKey
+from server.gateway import Gateway
 from server.reload import Reloader
 from server.store.keys import CreatedKey
 
-__all__ = ["KEY_HANDLERS", "key_json"]
+__all__ = ["KEY_HANDLERS", "budget_report", "key_json"]
 
 Req = Request[Any, Any, Any]
 
@@ -32,6 +34,7 @@ Req = Request[Any, Any, Any]
 class NewKey(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     routes: list[str] | None = None
+    budget: Budget | None = None
 
 
 def key_json(key: ApiKey) -> dict[str, Any]:
@@ -65,7 +68,7 @@ async def create_key(request: Req) -> Response[Any]:
     except msgspec.DecodeError as exc:
         raise RequestError(f"The body is not JSON: {exc}") from None
     reloader = _reloader(request)
-    created = await reloader.keys.create(new.name, new.routes)
+    created = await reloader.keys.create(new.name, new.routes, new.budget)
     await reloader.reload_keys()
     return Response(_created(created), status_code=201)
 
@@ -91,4 +94,28 @@ async def revoke_key(request: Req) -> dict[str, Any]:
     return key_json(key)
 
 
-KEY_HANDLERS = [list_keys, create_key, get_key, rotate_key, revoke_key]
+@get("/budgets")
+async def budgets(request: Req) -> dict[str, Any]:
+    """Every budget of a route or a key, each limit with its use in its current window."""
+    return {"budgets": await budget_report(request.app.state.gateway, _reloader(request))}
+
+
+async def budget_report(gateway: Gateway, reloader: Reloader) -> list[dict[str, Any]]:
+    """What `GET /admin/api/budgets` answers, for the dashboard too."""
+    gate = gateway.budgets
+    if gate is None:
+        return []
+    scopes = [
+        (f"route:{name}", f"route {name!r}", route.policy.budget)
+        for name, route in gateway.table.routes.items()
+        if route.policy.budget is not None
+    ]
+    scopes += [
+        (f"key:{key.id}", f"key {key.name!r}", key.budget)
+        for key in await reloader.keys.list(include_revoked=False)
+        if key.budget is not None
+    ]
+    return await gate.report(scopes)
+
+
+KEY_HANDLERS = [list_keys, create_key, get_key, rotate_key, revoke_key, budgets]

@@ -53,7 +53,7 @@ def _credentials(headers: Headers) -> str | None:
 
 def _llmgate_error(request: Request[Any, Any, Any], exc: LLMGateError) -> Response[bytes]:
     status = error_status(exc)
-    return _json(error_body(status, exc.message), status)
+    return _json(error_body(status, exc.message), status, getattr(exc, "headers", None))
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -81,7 +81,8 @@ async def create_message(request: Request[Any, Any, Any]) -> Response[Any]:
     call = parse_messages_request(await request.body())
     gateway.allowed(key, call.model)
     message_id = "msg_" + os.urandom(12).hex()
-    events = gateway.run(call.model, call.request, message_id)
+    model = await gateway.admit(key, call.model, message_id)
+    events = gateway.run(model, call.request, message_id, key.id if key else None)
     headers = {"x-llmgate-request-id": message_id}
     if not call.stream:
         status, body, record = collect_message(message_id, [batch async for batch in events])

@@ -16,6 +16,7 @@ from providers import GatewayConfig, load_config
 from router.errors import LLMGateError
 from server.admin_api import admin_router
 from server.anthropic_api import MESSAGES_PATH, create_message, http_error
+from server.budgets import BudgetGate
 from server.dashboard import assets_ok, dashboard_routers, template_config
 from server.dashboard.live import LiveFeed
 from server.gateway import Gateway
@@ -41,7 +42,7 @@ def _error_response(
 
 
 def _llmgate_error(request: Request[Any, Any, Any], exc: LLMGateError) -> Response[bytes]:
-    return _error_response(exc.status, error_body(exc))
+    return _error_response(exc.status, error_body(exc), getattr(exc, "headers", None))
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -101,6 +102,10 @@ def create_app(
                     flush_interval_s=settings.request_log_flush_s,
                     prices=lambda: gateway.prices,
                 )
+                budgets = BudgetGate(reloader.store.engine, lambda: gateway.prices)
+                gateway.budgets = budgets
+                gateway.observers.append(budgets.observe)
+                budgets.start()
                 meter.watch_request_log(request_log)
                 gateway.observers.append(request_log.observe)
                 request_log.start()
@@ -109,6 +114,9 @@ def create_app(
                 finally:
                     gateway.observers.remove(request_log.observe)
                     await request_log.aclose()  # what is still queued is written
+                    gateway.observers.remove(budgets.observe)
+                    gateway.budgets = None
+                    await budgets.aclose()  # pending spend written, unused leases returned
                     app.state.reloader = None
         finally:
             feed.close()

@@ -16,6 +16,7 @@ from datetime import datetime
 import msgspec
 
 from router.errors import LLMGateError
+from router.policy import Budget
 
 __all__ = [
     "ApiKey",
@@ -47,6 +48,7 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     prefix: str
     routes: tuple[str, ...] | None
+    budget: Budget | None = None
     created_at: datetime
     rotated_at: datetime | None = None
     revoked_at: datetime | None = None

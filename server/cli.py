@@ -125,6 +125,13 @@ def _revisions(args: argparse.Namespace) -> int:
     return commands.run(commands.revisions(database_url(args.database_url), args.limit))
 
 
+_BUDGET_FIELDS = [
+    f"{metric}_per_{period}"
+    for metric in ("usd", "tokens", "requests")
+    for period in ("minute", "hour", "day", "month")
+] + ["timezone"]
+
+
 def _keys(args: argparse.Namespace) -> int:
     from server.store import commands, database_url
 
@@ -135,6 +142,11 @@ def _keys(args: argparse.Namespace) -> int:
             ref=getattr(args, "key", None),
             name=getattr(args, "name", None),
             routes=getattr(args, "routes", None),
+            budget={
+                field: value
+                for field in _BUDGET_FIELDS
+                if (value := getattr(args, f"budget_{field}", None)) is not None
+            },
         )
     )
 
@@ -185,6 +197,17 @@ def _add_store_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     create = keys_sub.add_parser("create", help="create a key; prints its secret once")
     create.add_argument("--name", required=True)
     create.add_argument("--routes", help="comma-separated routes it may use (default: all)")
+    for field in _BUDGET_FIELDS:
+        kind = str if field == "timezone" else float if field.startswith("usd") else int
+        create.add_argument(
+            f"--budget-{field.replace('_', '-')}",
+            dest=f"budget_{field}",
+            type=kind,
+            help=argparse.SUPPRESS
+            if field != "usd_per_day"
+            else "the key's budget "
+            "(also --budget-{usd,tokens,requests}-per-{minute,hour,day,month}, --budget-timezone)",
+        )
     listing = keys_sub.add_parser("list", help="every key, revoked ones included")
     rotate = keys_sub.add_parser("rotate", help="a new secret for KEY; the old one stops working")
     revoke = keys_sub.add_parser("revoke", help="revoke KEY on every gateway")

@@ -24,6 +24,7 @@ from router.events import Done, Event, Failed, RequestRecord, TextDelta, ToolCal
 from router.provider import ProviderRequest
 from router.table import RoutingTable
 from server.auth import ApiKey, AuthError, KeyRing, RouteNotAllowed, bearer_token
+from server.budgets import BudgetExceeded, BudgetGate, Limit, limits_of
 
 __all__ = ["Gateway", "Observer", "hold_back", "is_content", "relay"]
 
@@ -58,6 +59,9 @@ class Gateway:
         self.admin_key = self.env.get(config.server.admin_key_env) or None
         self.engine = Engine(clock=time.monotonic, rng=random.random)
         self.observers: list[Observer] = []
+        self.budgets: BudgetGate | None = None
+        """Set while serving from a database (`server.budgets`)."""
+        self._route_limits: dict[str, list[Limit]] = {}
         self.keys = KeyRing()
         """The active virtual keys (`server.store.keys`), swapped in by the reloader."""
         self.on_start: list[Callable[[RequestRecord], None]] = []
@@ -90,6 +94,7 @@ class Gateway:
             raise ConfigError(f"cannot be served: {exc}", where=f"revision {revision}") from exc
         self.table = table
         self.prices = _price_book(config)
+        self._route_limits = {}
 
     def check_provider(self, name: str, config: ProviderConfig) -> None:
         """Raise `ConfigError` unless a provider of ``config`` can be built: the schema
@@ -117,6 +122,41 @@ class Gateway:
             raise AuthError("Incorrect API key provided.")
         return key
 
+    async def admit(self, key: ApiKey | None, model: str, request_id: str) -> str:
+        """Check the budgets of the route ``model`` names and of ``key``; return the
+        model to serve: ``model``, or the cheaper route its spent budget downgrades to.
+        Raises `BudgetExceeded`. Without budgets, it costs a dictionary lookup."""
+        gate = self.budgets
+        if gate is None:
+            return model
+        table = self.table
+        route = table.resolve(model)
+        key_limits = (
+            limits_of(f"key:{key.id}", f"key {key.name!r}", key.budget)
+            if key is not None and key.budget is not None
+            else []
+        )
+        name, policy = route.name, route.policy
+        for _ in range(len(table.routes) + 1):
+            limits = self._route_limits.get(name)
+            if limits is None:
+                limits = self._route_limits[name] = limits_of(
+                    f"route:{name}", f"route {name!r}", policy.budget
+                )
+            if not limits and not key_limits:
+                return model if name == route.name else name
+            try:
+                await gate.admit(request_id, [*limits, *key_limits])
+            except BudgetExceeded as exc:
+                budget = policy.budget
+                if exc.scope.startswith("route:") and budget is not None and budget.downgrade_to:
+                    name = budget.downgrade_to
+                    policy = table.routes[name].policy
+                    continue
+                raise
+            return model if name == route.name else name
+        raise AssertionError("downgrade_to chains are checked for loops")
+
     def allowed(self, key: ApiKey | None, model: str) -> None:
         """Raise `RouteNotAllowed` unless ``key`` may use the route ``model`` names."""
         if key is None or key.routes is None:
@@ -129,12 +169,13 @@ class Gateway:
             )
 
     def run(
-        self, model: str, request: ProviderRequest, request_id: str
+        self, model: str, request: ProviderRequest, request_id: str, client: str | None = None
     ) -> AsyncIterator[list[Event]]:
-        """The engine's event stream for one request, on the current table snapshot."""
+        """The engine's event stream for one request, on the current table snapshot;
+        ``client`` (an API key's id) is kept in its record for the request log."""
         if not self.observers:
             return self.engine.stream(self.table, model, request, request_id=request_id)
-        record = RequestRecord(request_id=request_id, route=model)
+        record = RequestRecord(request_id=request_id, route=model, client=client)
         events = self.engine.stream(
             self.table, model, request, request_id=request_id, record=record
         )

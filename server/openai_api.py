@@ -45,8 +45,13 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     call = parse_chat_request(await request.body())
     gateway.allowed(key, call.model)
     request_id = "chatcmpl-" + os.urandom(12).hex()
-    events = gateway.run(call.model, ProviderRequest(call.messages, call.params), request_id)
+    model = await gateway.admit(key, call.model, request_id)
+    events = gateway.run(
+        model, ProviderRequest(call.messages, call.params), request_id, key.id if key else None
+    )
     headers = {"x-llmgate-request-id": request_id}
+    if model != call.model:  # the route's budget is spent: a cheaper route answers
+        headers["x-llmgate-downgraded-to"] = model
     if not call.stream:
         status, body, record = collect_response(request_id, [batch async for batch in events])
         headers["x-llmgate-attempts"] = record_summary(record)

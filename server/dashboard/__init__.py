@@ -137,7 +137,16 @@ def _not_signed_in(request: Req, exc: NotAuthorizedException) -> Response[Any]:
 def dashboard_routers(gateway: Gateway) -> tuple[list[Router], DashboardAuth]:
     """The dashboard (signed-in pages and the sign-in page, with sessions and CSRF) and
     its static files."""
-    from server.dashboard import live, overview, playground, providers, requests, routes
+    from server.dashboard import (
+        budgets,
+        keys,
+        live,
+        overview,
+        playground,
+        providers,
+        requests,
+        routes,
+    )
 
     auth = DashboardAuth(gateway)
     pages = Router(
@@ -146,6 +155,8 @@ def dashboard_routers(gateway: Gateway) -> tuple[list[Router], DashboardAuth]:
             *overview.HANDLERS,
             *routes.HANDLERS,
             *providers.HANDLERS,
+            *keys.HANDLERS,
+            *budgets.HANDLERS,
             *requests.HANDLERS,
             *playground.HANDLERS,
             *live.HANDLERS,

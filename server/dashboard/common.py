@@ -19,6 +19,8 @@ NAV = (
     ("overview", "Overview", "/admin"),
     ("routes", "Routes", "/admin/routes"),
     ("providers", "Providers", "/admin/providers"),
+    ("keys", "API keys", "/admin/keys"),
+    ("budgets", "Budgets", "/admin/budgets"),
     ("revisions", "Revisions", "/admin/revisions"),
     ("requests", "Requests", "/admin/requests"),
     ("playground", "Playground", "/admin/playground"),

@@ -43,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from providers.config import GatewayConfig
 from router.errors import ConfigError
-from router.policy import RoutePolicy
+from router.policy import BUDGET_METRICS, BUDGET_PERIODS, RoutePolicy
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader, store
 from server.observe.health import TargetHealth
 from server.store import ConflictError, NotFound, PolicyStore, WriteResult
@@ -273,10 +273,20 @@ BREAKER = (
     ),
     NumberField("breaker.cooldown_s", "Cooldown (s)", "Skipped this long, then one probe."),
 )
+_UNITS = {"usd": "USD", "tokens": "Tokens", "requests": "Requests"}
+BUDGET = (
+    *(
+        NumberField(f"budget.{metric}_per_{period}", f"{_UNITS[metric]} per {period}", "")
+        for metric in BUDGET_METRICS
+        for period in BUDGET_PERIODS
+    ),
+    NumberField("budget.timezone", "Time zone", "Whose calendar the windows follow (UTC)."),
+    NumberField("budget.downgrade_to", "Downgrade to route", "Served instead once spent."),
+)
 SCALARS = (
     "stream_fallback_mode",
     "stream_resume_prompt",
-    *(f.name for f in (*RETRIES, *TIMEOUTS, *BREAKER)),
+    *(f.name for f in (*RETRIES, *TIMEOUTS, *BREAKER, *BUDGET)),
 )
 ROWS = ("targets",)
 
@@ -373,9 +383,9 @@ class RouteForm:
             if key == "targets":
                 for i, target in enumerate(value):
                     self._convert({"targets": [target]}, target, row=i)
-            elif key == "breaker":
+            elif key in ("breaker", "budget"):
                 for sub, item in value.items():
-                    self._convert({"breaker": {sub: item}}, item)
+                    self._convert({key: {sub: item}}, item)
             else:
                 self._convert({key: value}, value)
         if not any(key.startswith("targets") for key in self.errors):
@@ -430,7 +440,12 @@ def _form_response(request: Req, form: RouteForm, status: int = 200) -> Template
         "modes": MODES,
         "reasons": REASONS,
         "defaults": DEFAULTS,
-        "groups": (("Retries", RETRIES), ("Timeouts", TIMEOUTS), ("Circuit breaker", BREAKER)),
+        "groups": (
+            ("Retries", RETRIES),
+            ("Timeouts", TIMEOUTS),
+            ("Circuit breaker", BREAKER),
+            ("Budget (empty: no limit)", BUDGET),
+        ),
         "target_options": _target_options(request),
         "action": f"{ROUTES}/new" if form.creating else f"{ROUTES}/{quote(form.name)}/edit",
     }

@@ -367,6 +367,7 @@ def row_of(
         "error": error,
         "record": msgspec.to_builtins(record),
         "transcript": transcript,
+        "api_key_id": record.client,
     }
 
 

@@ -13,11 +13,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from providers.config import ServerSettings, load_config
-from router.errors import LLMGateError
+from router.errors import ConfigError, LLMGateError
+from router.policy import Budget
 from server.auth import ApiKey
 from server.store.database import create_engine, display_url
 from server.store.diff import diff_configs
@@ -142,7 +144,13 @@ def _key_line(key: ApiKey) -> str:
 
 
 async def keys(
-    url: str, action: str, *, ref: str | None, name: str | None, routes: str | None
+    url: str,
+    action: str,
+    *,
+    ref: str | None,
+    name: str | None,
+    routes: str | None,
+    budget: dict[str, Any] | None = None,
 ) -> int:
     """``keys create|list|revoke|rotate``. A secret is printed once, on its own line
     last, so that ``$(llmgate keys create ... | tail -1)`` captures it."""
@@ -158,7 +166,13 @@ async def keys(
             case "create":
                 assert name is not None
                 wanted = routes.split(",") if routes else None
-                created = await key_store.create(name, wanted)
+                limits = None
+                if budget:
+                    try:
+                        limits = msgspec.convert(budget, Budget)
+                    except msgspec.ValidationError as exc:
+                        raise ConfigError(str(exc), where="key: budget") from None
+                created = await key_store.create(name, wanted, limits)
                 print(_key_line(created.key))
                 print("the secret, shown only now:", file=sys.stderr)
                 print(created.secret)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from sqlalchemy import Row, insert, select, text, update
@@ -26,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from router.errors import ConfigError, LLMGateError
+from router.policy import Budget
 from server.auth import ApiKey, KeyRing, hash_secret
 from server.store.database import WRITE
 from server.store.errors import NotFound
@@ -89,8 +91,11 @@ class KeyStore:
         async with self.engine.connect() as conn:
             return _key(await _find(conn, ref))
 
-    async def create(self, name: str, routes: Iterable[str] | None = None) -> CreatedKey:
+    async def create(
+        self, name: str, routes: Iterable[str] | None = None, budget: Budget | None = None
+    ) -> CreatedKey:
         name = _check_name(name)
+        _check_budget(budget)
         allowed = await self._check_routes(routes)
         secret = _new_secret()
         now = datetime.now(UTC)
@@ -100,6 +105,7 @@ class KeyStore:
             secret_hash=hash_secret(secret),
             prefix=secret[:12],
             routes=list(allowed) if allowed is not None else None,
+            budget=msgspec.to_builtins(budget) if budget is not None else None,
             created_at=now,
         )
         async with self._writing() as conn:
@@ -221,6 +227,23 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _check_budget(budget: Budget | None) -> None:
+    if budget is None:
+        return
+    if budget.downgrade_to is not None:
+        raise ConfigError(
+            "a key's budget cannot downgrade; a route's can", where="key: budget.downgrade_to"
+        )
+    if not budget.limits():
+        raise ConfigError("a budget needs at least one limit", where="key: budget")
+    try:
+        ZoneInfo(budget.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"unknown time zone {budget.timezone!r}", where="key: budget.timezone"
+        ) from None
+
+
 def _new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
@@ -238,6 +261,7 @@ def _key(row: ApiKeyRow | Row[Any]) -> ApiKey:
         name=row.name,
         prefix=row.prefix,
         routes=tuple(row.routes) if row.routes is not None else None,
+        budget=msgspec.convert(row.budget, Budget) if row.budget else None,
         created_at=_aware(row.created_at) or datetime.now(UTC),
         rotated_at=_aware(row.rotated_at),
         revoked_at=_aware(row.revoked_at),

@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "ApiKeyRow",
     "Base",
+    "BudgetCounter",
     "ConfigState",
     "ProviderRow",
     "RequestLog",
@@ -109,6 +110,7 @@ class RequestLog(Base):
         Index("ix_request_log_route_created_at", "route", "created_at"),
         Index("ix_request_log_status_created_at", "status", "created_at"),
         Index("ix_request_log_target_created_at", "target", "created_at"),
+        Index("ix_request_log_api_key_id_created_at", "api_key_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -130,6 +132,8 @@ class RequestLog(Base):
     error: Mapped[str | None] = mapped_column(Text)
     record: Mapped[dict[str, Any]]
     """The engine's `RequestRecord`: every attempt and stream switch."""
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    """The virtual API key that asked (None: the master key, or no key)."""
     transcript: Mapped[list[Any] | None] = mapped_column(JSON)
     """What the client was shown, with each switch in place (`server.observe.transcript`)."""
 
@@ -156,6 +160,25 @@ class ApiKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     routes: Mapped[list[Any] | None] = mapped_column(JSON)
     """Route names the key may use; None: every route and target."""
+    budget: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The key's own `router.policy.Budget` (its ``downgrade_to`` unused)."""
     created_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class BudgetCounter(Base):
+    """Use of one budget limit in one calendar window: ``scope`` is ``route:<name>`` or
+    ``key:<id>``, ``metric`` ``usd``, ``tokens`` or ``requests``, ``period`` ``minute`` to
+    ``month``, ``window_start`` the window's first second (Unix time). ``used`` only
+    grows within a window, except when a process hands back requests it leased and did
+    not serve (see `server.budgets`)."""
+
+    __tablename__ = "budget_counters"
+
+    scope: Mapped[str] = mapped_column(String(TARGET_LENGTH), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    used: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]

@@ -170,3 +170,18 @@ async def test_each_request_is_logged_with_its_cost_at_the_targets_price(
     assert [a["usage"] is not None for a in attempts] == [False, True]
     assert rows["chat"].cost_usd == pytest.approx(expected) and expected > 0
     assert rows["unpriced"].cost_usd is None
+
+
+async def test_each_logged_request_names_the_api_key_that_made_it(
+    serve: Serve, store: PolicyStore
+) -> None:
+    gateway = await serve()
+    created = (await gateway.admin.post("/keys", json={"name": "app1"})).json()
+    auth = {"authorization": f"Bearer {created['secret']}"}
+    body = {"model": "chat", "messages": MESSAGES}
+    assert (
+        await gateway.http.post("/v1/chat/completions", json=body, headers=auth)
+    ).status_code == 200
+    assert (await gateway.http.post("/v1/chat/completions", json=body)).status_code == 200
+    await gateway.aclose()
+    assert sorted(str(r.api_key_id) for r in await _rows(store)) == sorted([created["id"], "None"])

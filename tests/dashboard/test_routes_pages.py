@@ -359,3 +359,25 @@ async def test_a_plain_form_post_gets_the_page_or_a_303(dashboard: Dashboard) ->
     good = await dashboard.post("/admin/routes/new", htmx=False, data=form)
     assert good.status_code == 303
     assert good.headers["location"] == "/admin/routes?saved=fresh&revision=2"
+
+
+async def test_a_routes_budget_is_edited_in_the_form_and_kept_by_other_edits(
+    dashboard: Dashboard,
+) -> None:
+    hidden = await _form(dashboard, "/admin/routes/chat/edit")
+    fields = {"targets": ["old/a"], "budget.requests_per_minute": "60", "budget.usd_per_day": "5"}
+    refused = await dashboard.post(
+        "/admin/routes/chat/edit", data={**hidden, **fields, "budget.timezone": "Mars/Olympus"}
+    )
+    assert refused.status_code == 422
+    assert "Mars/Olympus" in (_error(refused.text, "budget.timezone") or "")
+    assert _value(refused.text, "budget.usd_per_day") == "5"
+
+    saved = await dashboard.post("/admin/routes/chat/edit", data={**hidden, **fields})
+    assert saved.status_code == 200 and "hx-redirect" in saved.headers, saved.text
+    stored = (await dashboard.gateway.admin.get("/routes/chat")).json()
+    assert stored["budget"] == {"usd_per_day": 5.0, "requests_per_minute": 60}
+
+    # the form shows the budget, so saving it again for another change keeps it
+    form = await dashboard.get("/admin/routes/chat/edit")
+    assert _value(form.text, "budget.requests_per_minute") == "60"

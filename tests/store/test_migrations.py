@@ -13,7 +13,15 @@ from server.store import PolicyStore, SchemaNotReady, check_schema, migrate
 from server.store.migration import head_revision, schema_revision
 from server.store.models import Base
 
-TABLES = {"providers", "routes", "revisions", "config_state", "request_log", "api_keys"}
+TABLES = {
+    "providers",
+    "routes",
+    "revisions",
+    "config_state",
+    "request_log",
+    "api_keys",
+    "budget_counters",
+}
 
 
 async def tables(engine: AsyncEngine) -> set[str]:
