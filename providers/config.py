@@ -45,6 +45,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     (optional: the admin key signs in too)."""
     dashboard_session_hours: Annotated[float, Meta(gt=0, le=24 * 30)] = 12.0
     """How long a dashboard sign-in lasts."""
+    dashboard_secure_cookies: bool = False
+    """Mark the dashboard's cookies ``Secure`` (sent over HTTPS only): set it when the
+    dashboard is reached through HTTPS, as it should be off loopback."""
     upstream_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     reload_poll_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
     """How often a gateway serving from the database compares its revision with the

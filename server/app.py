@@ -93,6 +93,7 @@ def create_app(
                 return
             async with serve_from_database(database_url, gateway) as reloader:
                 app.state.reloader = reloader
+                dashboard_auth.use_seed(await reloader.store.instance_secret())
                 settings = config.server
                 request_log = RequestLogWriter(
                     reloader.store.engine,

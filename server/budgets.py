@@ -316,8 +316,8 @@ class BudgetGate:
 
     async def report(self, scopes: Sequence[tuple[str, str, Budget]]) -> list[dict[str, Any]]:
         """Each limit of each ``(scope, label, budget)`` with its use in the current
-        window, as stored: what every process spent, plus headroom leased and not yet
-        used (at most a tenth of what remained when it was leased)."""
+        window: what every process spent, plus headroom other processes leased and have
+        not yet used (at most a tenth of what remained when they leased it)."""
         now = self._clock()
         wanted: list[tuple[Limit, Key, datetime, datetime]] = []
         for scope, label, budget in scopes:
@@ -338,7 +338,11 @@ class BudgetGate:
             stored = {(r[0], r[1], r[2], r[3]): float(r[4]) for r in await conn.execute(query)}
         out = []
         for lim, key, start, end in wanted:
-            used = stored.get(key, 0.0)
+            # this process's own unused lease is not use; other processes' still count
+            mine = self._counters.get(key)
+            used = stored.get(key, 0.0) - (
+                mine.lease if mine is not None and mine.lease > 0 else 0.0
+            )
             out.append(
                 {
                     "scope": lim.scope,

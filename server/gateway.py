@@ -57,6 +57,13 @@ class Gateway:
         self.env = dict(os.environ if env is None else env)
         self.master_key = self.env.get(config.server.master_key_env) or None
         self.admin_key = self.env.get(config.server.admin_key_env) or None
+        settings = config.server
+        own = {settings.master_key_env, settings.admin_key_env, settings.admin_password_env}
+        self.provider_env = {
+            k: v for k, v in self.env.items() if not k.startswith("LLMGATE_") and k not in own
+        }
+        """What providers may read (``api_key_env``): never the gateway's own secrets, so
+        that whoever may edit a provider cannot have one sent to a server of theirs."""
         self.engine = Engine(clock=time.monotonic, rng=random.random)
         self.observers: list[Observer] = []
         self.budgets: BudgetGate | None = None
@@ -74,7 +81,7 @@ class Gateway:
 
     async def start(self) -> None:
         self._client = make_client(self.config.server.upstream_transport)
-        self.table = build_table(self.config, self._client, self.env)
+        self.table = build_table(self.config, self._client, self.provider_env)
 
     async def stop(self) -> None:
         if self._client is not None:
@@ -87,7 +94,7 @@ class Gateway:
         if the configuration cannot be compiled."""
         assert self._client is not None, "install() before start()"
         try:
-            table = build_table(config, self._client, self.env, revision)
+            table = build_table(config, self._client, self.provider_env, revision)
         except ConfigError:
             raise
         except Exception as exc:  # e.g. a base_url httpx cannot parse
@@ -100,16 +107,22 @@ class Gateway:
         """Raise `ConfigError` unless a provider of ``config`` can be built: the schema
         accepts a few values (an unparseable ``base_url``) that only building rejects."""
         assert self._client is not None, "check_provider() before start()"
+        key_env = getattr(config, "api_key_env", None)
+        if key_env is not None and key_env in self.env and key_env not in self.provider_env:
+            raise ConfigError(
+                f"{key_env} holds a secret of llmgate itself, which no provider may use",
+                where=f"config: providers.{name}.api_key_env",
+            )
         try:
-            build_provider(name, config, self._client, self.env)
+            build_provider(name, config, self._client, self.provider_env)
         except Exception as exc:
             raise ConfigError(str(exc), where=f"config: providers.{name}") from exc
 
     def authorize(self, authorization: str | None) -> ApiKey | None:
         """Who is asking: None for the master key (or when no key is required), else the
         virtual key. Raises `AuthError` for a missing or unknown key."""
-        if self.master_key is None and not self.keys:
-            return None
+        if self.master_key is None and self.keys.version == 0:
+            return None  # no key was ever made: open (and `serve` keeps to loopback)
         token = bearer_token(authorization)
         if token is None:
             raise AuthError("You didn't provide an API key. Send 'Authorization: Bearer <key>'.")
@@ -190,29 +203,32 @@ class Gateway:
         (the client went away) still ends for them, with a `Failed` of
         `ClientDisconnected`, so that it is logged and counted like any other."""
         ended = False
+        cause: BaseException = ClientDisconnected("the client disconnected before the answer ended")
         try:
             async for batch in events:
                 for observer in self.observers:
                     observer(request_id, batch)
                 ended = type(batch[-1]) in _FINAL if batch else ended
                 yield batch
+        except Exception as exc:  # not the client's doing: record what it was
+            cause = exc
+            raise
         finally:
             if not ended:
                 await events.aclose()  # releases the upstream connection now
-                self._abandoned(request_id, record)
+                self._abandoned(request_id, record, cause)
 
-    def _abandoned(self, request_id: str, record: RequestRecord) -> None:
+    def _abandoned(self, request_id: str, record: RequestRecord, cause: BaseException) -> None:
         usage = Usage()
         for attempt in record.attempts:
             if attempt.outcome == "running":
                 attempt.outcome = "failed"
-                attempt.error_type = ClientDisconnected.__name__
-                attempt.error = "the client disconnected"
+                attempt.error_type = type(cause).__name__
+                attempt.error = str(cause)
             if attempt.usage is not None:
                 usage = usage + attempt.usage
         delivered = any(a.chars for a in record.attempts)
-        error = ClientDisconnected("the client disconnected before the answer ended")
-        final: list[Event] = [Failed(error, delivered, usage, record, [])]
+        final: list[Event] = [Failed(cause, delivered, usage, record, [])]
         for observer in self.observers:
             try:
                 observer(request_id, final)

@@ -1,5 +1,5 @@
 """Budgets: per-window counters shared by every process, a budget per API key, and
-the key that made each logged request.
+the key that made each logged request, and a random secret the processes share.
 
 Revision ID: 0005
 Revises: 0004
@@ -36,12 +36,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("budget", sa.JSON(), nullable=True))
     with op.batch_alter_table("request_log") as batch:
         batch.add_column(sa.Column("api_key_id", sa.String(32), nullable=True))
+    with op.batch_alter_table("config_state") as batch:
+        batch.add_column(sa.Column("secret", sa.String(64), nullable=True))
     op.create_index(
         "ix_request_log_api_key_id_created_at", "request_log", ["api_key_id", "created_at"]
     )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("config_state") as batch:
+        batch.drop_column("secret")
     op.drop_index("ix_request_log_api_key_id_created_at", "request_log")
     with op.batch_alter_table("request_log") as batch:
         batch.drop_column("api_key_id")

@@ -10,6 +10,7 @@ puts them behind the session guard and CSRF protection (`server.dashboard.auth`)
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,18 @@ async def login(request: Req) -> Response[Any]:
     form = await request.form()
     secret = str(form.get("secret") or "")
     target = _safe_next(str(form.get("next") or ""))
-    if not auth.enabled or not auth.check(secret):
-        error = (
-            "The dashboard is disabled: no admin key or password is set."
-            if not auth.enabled
-            else "That is not the admin key or password."
-        )
+    client, now = request.client.host if request.client else "", time.monotonic()
+    wait = auth.throttled(client, now)
+    if wait or not auth.enabled or not auth.check(secret):
+        status, headers = 401, {}
+        if wait:
+            error = f"Too many failed sign-ins: try again in {math.ceil(wait)} s."
+            status, headers = 429, {"retry-after": str(math.ceil(wait))}
+        elif not auth.enabled:
+            error = "The dashboard is disabled: no admin key or password is set."
+        else:
+            error = "That is not the admin key or password."
+            auth.failed(client, now)
         return Template(
             template_name="login.html",
             context={
@@ -109,7 +116,8 @@ async def login(request: Req) -> Response[Any]:
                 "error": error,
                 "assets_ok": request.app.state.dashboard_assets_ok,
             },
-            status_code=401,
+            status_code=status,
+            headers=headers,
         )
     request.set_session({"until": time.time() + auth.session_seconds, "at": time.time()})
     return Redirect(target, status_code=303)

@@ -25,7 +25,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from server.gateway import Gateway
 
@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 SESSION_PATH = "/admin"
+MAX_FAILURES = 10
+FAILURE_WINDOW_S = 60.0
 
 
 class DashboardAuth:
@@ -50,13 +52,37 @@ class DashboardAuth:
         self.admin_key_env = settings.admin_key_env
         self.admin_password_env = settings.admin_password_env
         self.session_seconds = max(60, round(settings.dashboard_session_hours * 3600))
-        if self.enabled:
-            material = f"llmgate dashboard\0{key or ''}\0{password or ''}".encode()
-            seed = hashlib.sha256(material).digest()
-        else:  # nothing can sign in; the secret only has to exist
-            seed = os.urandom(32)
-        self.session_secret = hmac.new(seed, b"session", hashlib.sha256).digest()
-        self.csrf_secret = hmac.new(seed, b"csrf", hashlib.sha256).hexdigest()
+        self.secure_cookies = settings.dashboard_secure_cookies
+        self._failures: dict[str, list[float]] = {}
+        self.use_seed(os.urandom(32))
+
+    def use_seed(self, seed: bytes) -> None:
+        """Key the session and CSRF cookies with ``seed``: random, never derived from the
+        admin key or password (a CSRF cookie anyone can fetch would let them test
+        guesses offline). A gateway serving from a database uses the seed stored there
+        (`PolicyStore.instance_secret`), so every process accepts every session; the
+        admin's secrets are mixed in, so that changing one signs everybody out."""
+        material = f"{self.key or ''}\0{self.password or ''}".encode()
+        base = hmac.new(seed, material, hashlib.sha256).digest()
+        self.session_secret = hmac.new(base, b"session", hashlib.sha256).digest()
+        self.csrf_secret = hmac.new(base, b"csrf", hashlib.sha256).hexdigest()
+
+    def throttled(self, client: str, now: float) -> float:
+        """Seconds ``client`` must wait before trying to sign in again: after
+        `MAX_FAILURES` failed tries within `FAILURE_WINDOW_S`, until the oldest expires."""
+        recent = [t for t in self._failures.get(client, ()) if now - t < FAILURE_WINDOW_S]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        if len(recent) < MAX_FAILURES:
+            return 0.0
+        return FAILURE_WINDOW_S - (now - recent[0])
+
+    def failed(self, client: str, now: float) -> None:
+        if len(self._failures) > 10_000:  # bounded: forget the oldest clients
+            self._failures.pop(next(iter(self._failures)))
+        self._failures.setdefault(client, []).append(now)
 
     @property
     def enabled(self) -> bool:
@@ -71,26 +97,32 @@ class DashboardAuth:
                 ok = True
         return ok
 
-    def middleware(self) -> list[DefineMiddleware]:
-        session = CookieBackendConfig(
+    def session_config(self) -> CookieBackendConfig:
+        return CookieBackendConfig(
             secret=self.session_secret,
             key="llmgate_session",
             max_age=self.session_seconds,
             path=SESSION_PATH,
             httponly=True,
             samesite="strict",
+            secure=self.secure_cookies,
         )
-        csrf = CSRFConfig(
+
+    def csrf_config(self) -> CSRFConfig:
+        return CSRFConfig(
             secret=self.csrf_secret,
             cookie_name="llmgate_csrf",
             cookie_path=SESSION_PATH,
             cookie_samesite="strict",
+            cookie_secure=self.secure_cookies,
             header_name="x-csrftoken",
         )
-        return [
-            DefineMiddleware(_CookieSession, config=session),
-            DefineMiddleware(CSRFMiddleware, config=csrf),
-        ]
+
+    @staticmethod
+    def middleware() -> list[DefineMiddleware]:
+        """The session and CSRF middleware, keyed when a request arrives with the app's
+        `DashboardAuth` of the moment (its seed comes from the database at startup)."""
+        return [DefineMiddleware(_Keyed, kind="session"), DefineMiddleware(_Keyed, kind="csrf")]
 
 
 class _Backend(ClientSideSessionBackend):
@@ -103,12 +135,27 @@ class _Backend(ClientSideSessionBackend):
             return {}
 
 
-class _CookieSession(SessionMiddleware[ClientSideSessionBackend]):
-    """litestar's cookie session, with its cipher built when the app is: routers are
-    deep-copied on registration, and a cipher cannot be copied."""
+class _Keyed:
+    """litestar's cookie session or CSRF middleware, built with the current secrets of
+    ``app.state.dashboard_auth`` (and rebuilt if they change). Built lazily also because
+    routers are deep-copied on registration, and a cipher cannot be copied."""
 
-    def __init__(self, app: ASGIApp, config: CookieBackendConfig) -> None:
-        super().__init__(app, _Backend(config))
+    def __init__(self, app: ASGIApp, kind: str) -> None:
+        self.app = app
+        self.kind = kind
+        self._built: tuple[bytes | str, ASGIApp] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        auth: DashboardAuth = scope["litestar_app"].state.dashboard_auth
+        secret = auth.session_secret if self.kind == "session" else auth.csrf_secret
+        if self._built is None or self._built[0] != secret:
+            inner: ASGIApp
+            if self.kind == "session":
+                inner = SessionMiddleware(self.app, _Backend(auth.session_config()))
+            else:
+                inner = CSRFMiddleware(self.app, auth.csrf_config())
+            self._built = (secret, inner)
+        await self._built[1](scope, receive, send)
 
 
 def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:

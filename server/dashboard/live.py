@@ -237,14 +237,17 @@ class LiveFeed:
 
 
 async def _events(
-    request: Req, feed: LiveFeed, sub: _Subscriber, heartbeat_s: float
+    request: Req, feed: LiveFeed, row_filter: RowFilter, heartbeat_s: float
 ) -> AsyncIterator[ServerSentEventMessage]:
+    """Subscribes when the response starts streaming, inside the ``try`` whose
+    ``finally`` unsubscribes: a connection that drops before then leaves nothing."""
     template = request.app.template_engine.get_template("_request_row.html")  # type: ignore[union-attr]
 
     def render(row: LiveRow, event: str) -> ServerSentEventMessage:
         html = template.render(row=row, oob=event == "update")
         return ServerSentEventMessage(data=html.replace("\n", " "), event=event)
 
+    sub = feed.subscribe(row_filter)
     try:
         for first in _initial(feed, sub.filter):
             sub.shown.add(first.id)
@@ -300,10 +303,10 @@ async def live_requests(request: Req) -> ServerSentEvent:
     """The requests table's feed, filtered by ``?route=&status=&target=``."""
     feed: LiveFeed = request.app.state.live_feed
     q = request.query_params
-    sub = feed.subscribe(RowFilter(q.get("route", ""), q.get("status", ""), q.get("target", "")))
+    row_filter = RowFilter(q.get("route", ""), q.get("status", ""), q.get("target", ""))
     heartbeat = float(request.app.state.live_heartbeat_s)
     return ServerSentEvent(
-        _events(request, feed, sub, heartbeat),
+        _events(request, feed, row_filter, heartbeat),
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
 

@@ -103,7 +103,7 @@ def encode_cursor(cursor: Cursor) -> str:
 def decode_cursor(raw: str) -> Cursor | None:
     """The cursor ``raw`` encodes, or None if it is not one."""
     micros, sep, row_id = raw.partition(".")
-    if not sep or not row_id or not micros.isdigit() or len(micros) > 18:
+    if not sep or not row_id or not (micros.isascii() and micros.isdigit()) or len(micros) > 18:
         return None
     if len(row_id) > 64 or not _PRINTABLE.match(row_id):
         return None

@@ -686,8 +686,13 @@ class RevisionView:
     error: str | None = None
 
 
-def _shown(value: Any) -> str:
-    return "(unset)" if value is None else msgspec.json.encode(value).decode()
+def _shown(value: Any, path: str = "") -> str:
+    """A value as the diff shows it; header values (often credentials) as ``•••``."""
+    if value is None:
+        return "(unset)"
+    if path == "headers" or path.startswith("headers."):
+        value = {k: "•••" for k in value} if isinstance(value, dict) else "•••"
+    return msgspec.json.encode(value).decode()
 
 
 def revision_diff(old: GatewayConfig, new: GatewayConfig) -> list[DiffEntry]:
@@ -699,15 +704,15 @@ def revision_diff(old: GatewayConfig, new: GatewayConfig) -> list[DiffEntry]:
         lines: list[DiffLine] = []
         if change.action == "change":
             for f in change.fields:
-                lines.append(DiffLine("-", f"{f.path} = {_shown(f.old)}"))
-                lines.append(DiffLine("+", f"{f.path} = {_shown(f.new)}"))
+                lines.append(DiffLine("-", f"{f.path} = {_shown(f.old, f.path)}"))
+                lines.append(DiffLine("+", f"{f.path} = {_shown(f.new, f.path)}"))
         else:
             side = new if change.action == "add" else old
             table = getattr(side, change.section)[change.name]
             defaults = dict(flatten(canonical(type(table)())))
             sign = "+" if change.action == "add" else "-"
             lines = [
-                DiffLine(sign, f"{p} = {_shown(v)}")
+                DiffLine(sign, f"{p} = {_shown(v, p)}")
                 for p, v in flatten(canonical(table))
                 if p in ("targets", "kind") or defaults.get(p, ...) != v
             ]

@@ -6,14 +6,14 @@ request-log row (``request_log.transcript``) for the dashboard's request detail:
 - ``{"target": "provider/model", "text": "..."}``: text as delivered, by the target that
   produced it (consecutive deltas of one target are one segment);
 - ``{"tool_call": {"index", "id", "name", "arguments"}}``: a tool call, its argument
-  deltas joined;
+  deltas joined (they count against ``max_chars`` like text);
 - ``{"switch": {...}}``: a `SwitchRecord` (from, to, mode, reason, characters delivered
   before it, overlap trimmed, and ``reset`` when the client was told to discard its text);
 - ``{"omitted_chars": N}``, last: text beyond ``max_chars`` that was not kept. Nothing is
   cut silently.
 
-With ``keep_text=False`` the text segments carry only ``chars`` (a count), for
-deployments that must not store answers.
+With ``keep_text=False`` text segments and tool calls carry only ``chars`` (a count)
+instead of their text or arguments, for deployments that must not store answers.
 """
 
 from __future__ import annotations
@@ -87,12 +87,21 @@ class Transcript:
                 "index": delta.index,
                 "id": delta.id,
                 "name": delta.name,
-                "arguments": "",
             }
+            call["arguments" if self._keep_text else "chars"] = "" if self._keep_text else 0
             self._items.append({"tool_call": call})
         call["id"] = call["id"] or delta.id
         call["name"] = call["name"] or delta.name
-        call["arguments"] += delta.arguments
+        arguments = delta.arguments
+        room = self._max_chars - self.chars  # arguments count against the cap like text
+        if len(arguments) > room:
+            self._omitted += len(arguments) - max(room, 0)
+            arguments = arguments[: max(room, 0)]
+        self.chars += len(arguments)
+        if self._keep_text:
+            call["arguments"] += arguments
+        else:
+            call["chars"] += len(arguments)
 
     def segments(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

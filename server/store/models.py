@@ -92,6 +92,8 @@ class ConfigState(Base):
     """0 until the first write: an empty database, which `seed_if_empty` fills."""
     defaults: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+    secret: Mapped[str | None] = mapped_column(String(64))
+    """A random key this installation's processes share (the dashboard's cookies)."""
     keys_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
     """Bumped by every change of ``api_keys``, which each process polls alongside the
     revision (and hears of through ``NOTIFY llmgate_keys`` on PostgreSQL)."""

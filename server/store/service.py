@@ -15,6 +15,7 @@ named an ``expected_revision``, gets a `ConflictError`.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +64,20 @@ class PolicyStore:
             async with conn.begin():
                 revision: int = (await conn.execute(_STATE)).scalar_one()
                 return revision, decode_config(await _read(conn), "database")
+
+    async def instance_secret(self) -> bytes:
+        """A random 32-byte secret, made once and then shared by every process."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**WRITE)
+            async with conn.begin():
+                query = select(ConfigState.secret).where(ConfigState.id == 1).with_for_update()
+                stored = (await conn.execute(query)).scalar_one_or_none()
+                if stored is None:
+                    stored = secrets.token_hex(32)
+                    await conn.execute(
+                        update(ConfigState).where(ConfigState.id == 1).values(secret=stored)
+                    )
+        return bytes.fromhex(stored)
 
     async def config_at(self, revision: int) -> GatewayConfig:
         """The configuration a past revision recorded."""

@@ -192,3 +192,28 @@ def test_the_cli_creates_lists_rotates_and_revokes_keys(tmp_path: object) -> Non
     assert missing.returncode == 2 and "no key" in missing.stderr
     typo = llmgate("keys", "create", "--name", "x", "--routes", "chta", "--database-url", url)
     assert typo.returncode == 2 and "no route named 'chta'" in typo.stderr
+
+
+async def test_once_keys_exist_revoking_the_last_one_does_not_open_the_gateway(
+    serve: Serve,
+) -> None:
+    gateway = await serve(env={"LLMGATE_ADMIN_KEY": ADMIN_KEY})  # no master key
+    assert (
+        await gateway.http.post("/v1/chat/completions", json=CHAT, headers={})
+    ).status_code == 200
+    created = (await gateway.admin.post("/keys", json={"name": "only"})).json()
+    assert (await gateway.admin.post(f"/keys/{created['id']}/revoke")).status_code == 200
+    async with httpx.AsyncClient(base_url=gateway.base, timeout=10) as anonymous:
+        refused = await anonymous.post("/v1/chat/completions", json=CHAT)
+    assert refused.status_code == 401
+
+
+async def test_no_provider_may_read_llmgates_own_secrets(serve: Serve) -> None:
+    gateway = await serve()
+    for env in ("LLMGATE_ADMIN_KEY", "LLMGATE_MASTER_KEY"):
+        response = await gateway.admin.put(
+            "/providers/evil",
+            json={"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": env},
+        )
+        assert response.status_code == 422, response.text
+        assert "secret of llmgate itself" in response.json()["error"]["message"]

@@ -25,6 +25,7 @@ CONFIG: dict[str, Any] = {
             "targets": ["flaky/demo", "mock/backup"],
             "stream_fallback_mode": "prefill",
             "max_retries": 0,
+            "budget": {"requests_per_hour": 100, "tokens_per_day": 100000},
         },
     },
 }
@@ -121,7 +122,18 @@ async def test_an_admin_edits_a_route_and_watches_a_fallback_live(
     await page.locator('#answer .marker[data-event="stream_switch"]').wait_for()
     await browser.shot("09-playground")
 
+    # API keys: a new secret is shown once. Budgets: each limit's use.
+    await page.goto(f"{gateway.base}/admin/keys")
+    await page.fill("#field-name", "app1")
+    await page.click("#create-key")
+    secret = await page.locator("#new-secret").inner_text()
+    assert secret.startswith("sk-lg-")
+    await browser.shot("10-api-keys")
+    await page.goto(f"{gateway.base}/admin/budgets")
+    await page.wait_for_selector("#limit-route-resilient-requests_per_hour")
+    await browser.shot("11-budgets")
+
     # The overview, now with traffic.
     await page.goto(f"{gateway.base}/admin")
     await page.wait_for_selector("tr.route-stats[data-route=resilient]")
-    await browser.shot("10-overview")
+    await browser.shot("12-overview")

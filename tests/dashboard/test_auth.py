@@ -6,10 +6,13 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 
+from server.store import create_engine, migrate
 from tests.dashboard.conftest import ADMIN_KEY, CLIENT_KEY, ENV, Dashboard, Serve, sign_in
+from tests.store.conftest import empty_database
 
 
 @asynccontextmanager
@@ -121,5 +124,55 @@ async def test_a_tampered_session_cookie_is_not_signed_in(serve: Serve) -> None:
             )
             response = await web.get("/admin", follow_redirects=False)
             assert response.status_code == 303, (i, response.status_code)
+    finally:
+        await web.aclose()
+
+
+async def test_repeated_failed_sign_ins_are_throttled(serve: Serve) -> None:
+    gateway = await serve()
+    async with httpx.AsyncClient(base_url=gateway.base, timeout=10) as web:
+        await web.get("/admin/login")
+        token = web.cookies["llmgate_csrf"]
+        statuses = []
+        for secret in ["wrong"] * 11 + [ADMIN_KEY]:
+            response = await web.post(
+                "/admin/login", data={"secret": secret, "next": "/admin", "_csrf_token": token}
+            )
+            statuses.append(response.status_code)
+        assert statuses[:10] == [401] * 10
+        assert statuses[10:] == [429, 429]  # even the right key waits out the window
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+
+
+async def test_every_process_on_one_database_accepts_the_same_session(serve: Serve) -> None:
+    a, b = await serve(), await serve()
+    web = await sign_in(a.base)
+    try:
+        session = web.cookies["llmgate_session"]
+        async with httpx.AsyncClient(base_url=b.base, timeout=10) as other:
+            other.cookies.set("llmgate_session", session, path="/admin")
+            assert (await other.get("/admin", follow_redirects=False)).status_code == 200
+    finally:
+        await web.aclose()
+
+
+async def test_the_cookie_keys_are_random_not_derived_from_the_admin_secrets(
+    serve: Serve, tmp_path: Path
+) -> None:
+    # The same admin key on two separate databases: each has its own random key, so a
+    # session from one is worthless on the other, and no cookie anyone can fetch lets
+    # them test guesses of the admin key or password offline.
+    a = await serve()
+    web = await sign_in(a.base)
+    try:
+        (tmp_path / "other").mkdir()
+        async with empty_database("sqlite", tmp_path / "other") as url:
+            engine = create_engine(url)
+            await migrate(engine)
+            await engine.dispose()
+            b = await serve(url=url)
+            async with httpx.AsyncClient(base_url=b.base, timeout=10) as other:
+                other.cookies.set("llmgate_session", web.cookies["llmgate_session"], path="/admin")
+                assert (await other.get("/admin", follow_redirects=False)).status_code == 303
     finally:
         await web.aclose()

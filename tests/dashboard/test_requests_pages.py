@@ -361,3 +361,11 @@ async def test_the_detail_page_shows_skipped_targets_tool_calls_and_omitted_text
     assert '<span class="marker omitted">… 1234 more chars were not kept</span>' in transcript_html
     missing = (await dashboard.get("/admin/requests/chatcmpl-000002")).text
     assert 'id="transcript-missing"' in missing
+
+
+async def test_a_cursor_of_non_ascii_digits_is_an_inline_error_not_a_crash(
+    dashboard: Dashboard,
+) -> None:
+    for cursor in ("%C2%B2.x", "%D9%A3%D9%A4.x", "1" * 30 + ".x"):
+        page = await dashboard.get(f"/admin/requests?before={cursor}")
+        assert page.status_code in (200, 422), (cursor, page.status_code)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from router.engine import Engine
-from router.events import Event
+from router.events import AttemptStarted, Event, ToolCallDelta
 from server.observe.transcript import Transcript
 from tests.observe._support import routes, serve
 from tests.unit._fakes import FakeProvider, answer, cut, route
@@ -75,3 +75,18 @@ async def test_without_text_only_counts_are_kept(router: Engine) -> None:
     await serve(router, routes([a], chat=route("a")), "chat", "r1", seen.observe)
 
     assert seen.transcript.segments() == [{"target": "a/m", "chars": len("secret answer")}]
+
+
+def test_tool_calls_count_against_the_cap_and_keep_no_arguments_without_text() -> None:
+    start = AttemptStarted(1, "a/m", "original")
+    deltas = [ToolCallDelta(0, id="c1", name="lookup", arguments='{"ssn":"123-45-6789"}')] * 10
+    hidden = Transcript(keep_text=False, max_chars=100)
+    hidden.add([start, *deltas])
+    assert hidden.segments() == [
+        {"tool_call": {"index": 0, "id": "c1", "name": "lookup", "chars": 100}},
+        {"omitted_chars": 110},
+    ]
+    kept = Transcript(max_chars=30)
+    kept.add([start, *deltas])
+    (call, omitted) = kept.segments()
+    assert len(call["tool_call"]["arguments"]) == 30 and omitted == {"omitted_chars": 180}
