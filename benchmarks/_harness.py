@@ -153,7 +153,17 @@ def has_anthropic(source: Path | None) -> bool:
     return source is None or (source / "providers" / "anthropic.py").exists()
 
 
-def _config(upstream_port: int, transport: str, chunks: int, anthropic: bool) -> str:
+BUDGET = """
+[routes.{route}.budget]
+requests_per_minute = 1000000000
+tokens_per_day = 1000000000000
+"""
+"""A budget that never refuses: what enforcing one costs (``run.py --budget``)."""
+
+
+def _config(
+    upstream_port: int, transport: str, chunks: int, anthropic: bool, budget: bool = False
+) -> str:
     config = f"""\
 [server]
 master_key_env = "{_KEY_ENV}"
@@ -182,6 +192,8 @@ targets = ["upa/burst-{chunks}"]
 [routes.{ANTHROPIC_ROUTE_PREFIX}paced]
 targets = ["upa/paced-{chunks}"]
 """
+    if budget:
+        config += BUDGET.format(route="burst") + BUDGET.format(route="paced")
     return config
 
 
@@ -195,15 +207,17 @@ def start_gateway(
     pin: bool,
     profile_to: Path | None = None,
     source: Path | None = None,
+    budget: bool = False,
 ) -> Proc:
     """`llmgate serve` with a generated config; under cProfile if ``profile_to``; from
     the source tree ``source`` (say, an unpacked other commit) instead of the installed
     package if given: it goes first on PYTHONPATH. The config routes ``burst`` and
     ``paced`` to the fake upstream's OpenAI mode and, if the gateway has the Anthropic
-    adapter, ``anthropic-burst`` and ``anthropic-paced`` to its Anthropic mode."""
+    adapter, ``anthropic-burst`` and ``anthropic-paced`` to its Anthropic mode. With
+    ``budget``, ``burst`` and ``paced`` carry a budget that never refuses."""
     port = _free_port()
     config = run_dir / f"gateway-{transport}.toml"
-    config.write_text(_config(upstream_port, transport, chunks, has_anthropic(source)))
+    config.write_text(_config(upstream_port, transport, chunks, has_anthropic(source), budget))
     if profile_to is not None:
         gateway = [sys.executable, str(HERE / "_profiled_gateway.py"), str(profile_to)]
     elif source is not None:

@@ -178,6 +178,7 @@ def _run(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
                 workers=args.workers,
                 pin=pin,
                 source=args.source,
+                budget=args.budget,
             )
             procs.append(gateways[transport])
         if pin:
@@ -236,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap per phase")
     parser.add_argument(
         "--source", type=Path, help="run the gateway from this source tree (another commit)"
+    )
+    parser.add_argument(
+        "--budget",
+        action="store_true",
+        help="give the burst and paced routes a budget that never refuses (its cost)",
     )
     parser.add_argument("--no-relay", action="store_true", help="skip the byte-relay floor")
     parser.add_argument(
