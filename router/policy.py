@@ -42,7 +42,8 @@ BUDGET_METRICS = ("usd", "tokens", "requests")
 
 
 class Budget(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
-    """Limits on a route's (or a key's) use, each per calendar window in ``timezone``:
+    """Limits on a route's (or a key's) use, each per calendar window in ``timezone`` (or
+    per rolling window, see ``window``):
     ``<metric>_per_<period>`` for metric ``usd`` (cost at the targets' prices), ``tokens``
     (prompt and completion) or ``requests``, period ``minute``, ``hour``, ``day`` or
     ``month``. A request that would exceed one is refused before any upstream call (or,
@@ -63,6 +64,9 @@ class Budget(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defau
     requests_per_month: Count | None = None
     timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "UTC"
     """The IANA zone whose calendar the windows follow (``Europe/Paris``)."""
+    window: Literal["calendar", "rolling"] = "calendar"
+    """``calendar``: a limit resets when its minute, hour, day or month begins.
+    ``rolling``: it covers the last minute, hour, day or 30 days, at any moment."""
     downgrade_to: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     """A route to serve the request instead when this budget is spent (routes only)."""
 

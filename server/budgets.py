@@ -88,13 +88,27 @@ def window_of(period: str, now: datetime, zone: ZoneInfo) -> tuple[datetime, dat
     raise ValueError(f"unknown period {period!r}")
 
 
+PERIOD_S = {"minute": 60, "hour": 3600, "day": 86_400, "month": 30 * 86_400}
+"""A rolling window's length (a rolling month is 30 days)."""
+SLICES = 60
+"""A rolling window is counted in this many slices, the oldest dropping out as time
+passes: its use is the sum of the slices of the last period."""
+
+
 class Limit:
     """One limit of one budget, for one scope (``route:chat``, ``key:key_ab12``)."""
 
-    __slots__ = ("label", "limit", "metric", "period", "scope", "zone")
+    __slots__ = ("label", "limit", "metric", "period", "rolling", "scope", "zone")
 
     def __init__(
-        self, scope: str, label: str, metric: str, period: str, limit: float, zone: ZoneInfo
+        self,
+        scope: str,
+        label: str,
+        metric: str,
+        period: str,
+        limit: float,
+        zone: ZoneInfo,
+        rolling: bool = False,
     ) -> None:
         self.scope = scope
         self.label = label
@@ -102,23 +116,43 @@ class Limit:
         self.period = period
         self.limit = limit
         self.zone = zone
+        self.rolling = rolling
+
+    @property
+    def stored_period(self) -> str:
+        """The ``period`` of its rows: a rolling window's slices are ``rolling_hour``."""
+        return f"rolling_{self.period}" if self.rolling else self.period
+
+    def window(self, now: float) -> tuple[float, float]:
+        """The counter row's span at ``now``: the calendar window, or the current slice
+        of a rolling one."""
+        if self.rolling:
+            size = PERIOD_S[self.period] / SLICES
+            start = math.floor(now / size) * size
+            return start, start + size
+        first, last = window_of(self.period, datetime.fromtimestamp(now, UTC), self.zone)
+        return first.timestamp(), last.timestamp()
 
 
 def limits_of(scope: str, label: str, budget: Budget | None) -> list[Limit]:
     if budget is None:
         return []
     zone = ZoneInfo(budget.timezone)
-    return [Limit(scope, label, m, p, v, zone) for m, p, v in budget.limits()]
+    rolling = budget.window == "rolling"
+    return [Limit(scope, label, m, p, v, zone, rolling) for m, p, v in budget.limits()]
 
 
 class _Counter:
     """A process's lease on one counter in one window."""
 
-    __slots__ = ("end", "lease", "lock", "start")
+    __slots__ = ("end", "lease", "lock", "retry_at", "start")
 
     def __init__(self, start: int, end: float) -> None:
         self.start = start
         self.end = end
+        self.retry_at = end
+        """When a refused request may try again: the window's end, or for a rolling
+        window when its oldest use drops out."""
         self.lease = 0.0
         """Headroom leased and not yet used; negative: use beyond it, owed to the table."""
         self.lock = asyncio.Lock()
@@ -176,11 +210,11 @@ class BudgetGate:
             self._charges[request_id] = charges
 
     def _counter(self, lim: Limit, now: float) -> tuple[Key, _Counter]:
-        start, end = window_of(lim.period, datetime.fromtimestamp(now, UTC), lim.zone)
-        key = (lim.scope, lim.metric, lim.period, int(start.timestamp()))
+        start, end = lim.window(now)
+        key = (lim.scope, lim.metric, lim.stored_period, int(start))
         counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = _Counter(key[3], end.timestamp())
+        if counter is None:  # a new window, or a rolling window's new slice: no lease yet
+            counter = self._counters[key] = _Counter(key[3], end)
         return key, counter
 
     async def _headroom(self, key: Key, counter: _Counter, lim: Limit) -> bool:
@@ -206,7 +240,10 @@ class BudgetGate:
                 row = await conn.execute(
                     select(BudgetCounter.used).where(*_pk(key)).with_for_update()
                 )
-                used = float(row.scalar_one()) + debt
+                here = float(row.scalar_one()) + debt  # this row: the window, or its slice
+                used = here
+                if lim.rolling:  # and the earlier slices still inside the window
+                    used += await self._earlier_slices(conn, key, lim, counter)
                 remaining = lim.limit - used
                 granted = 0.0
                 if remaining > 0:
@@ -218,18 +255,44 @@ class BudgetGate:
                 await conn.execute(
                     update(BudgetCounter)
                     .where(*_pk(key))
-                    .values(used=used + granted, updated_at=datetime.now(UTC))
+                    .values(used=here + granted, updated_at=datetime.now(UTC))
                 )
         counter.lease += debt  # the debt is settled
         return granted
 
+    async def _earlier_slices(
+        self, conn: AsyncConnection, key: Key, lim: Limit, counter: _Counter
+    ) -> float:
+        """The use of a rolling window's other slices; sets when the oldest drops out."""
+        scope, metric, period, start = key
+        since = counter.end - PERIOD_S[lim.period]
+        rows = await conn.execute(
+            select(BudgetCounter.window_start, BudgetCounter.used).where(
+                BudgetCounter.scope == scope,
+                BudgetCounter.metric == metric,
+                BudgetCounter.period == period,
+                BudgetCounter.window_start >= since,
+                BudgetCounter.window_start < start,
+            )
+        )
+        slices = [(int(s), float(u)) for s, u in rows if u > 0]
+        oldest = min((s for s, _ in slices), default=start)
+        counter.retry_at = oldest + PERIOD_S[lim.period]
+        return sum(u for _, u in slices)
+
     def _refusal(self, lim: Limit, counter: _Counter, now: float) -> BudgetExceeded:
-        retry = max(1, math.ceil(counter.end - now))
-        resets = datetime.fromtimestamp(counter.end, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        retry = max(1, math.ceil(counter.retry_at - now))
+        resets = datetime.fromtimestamp(counter.retry_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         what = {"usd": "USD", "tokens": "tokens", "requests": "requests"}[lim.metric]
+        per = (
+            f"any {'30 days' if lim.period == 'month' else lim.period}"
+            if lim.rolling
+            else lim.period
+        )
+        when = "has room again" if lim.rolling else "resets"
         return BudgetExceeded(
-            f"Budget exceeded: {lim.label} allows {lim.limit:g} {what} per {lim.period}; "
-            f"it resets at {resets} (in {retry} s).",
+            f"Budget exceeded: {lim.label} allows {lim.limit:g} {what} per {per}; "
+            f"it {when} at {resets} (in {retry} s).",
             retry,
             f"budget.{lim.metric}_per_{lim.period}",
             lim.scope,
@@ -317,15 +380,11 @@ class BudgetGate:
     async def report(self, scopes: Sequence[tuple[str, str, Budget]]) -> list[dict[str, Any]]:
         """Each limit of each ``(scope, label, budget)`` with its use in the current
         window: what every process spent, plus headroom other processes leased and have
-        not yet used (at most a tenth of what remained when they leased it)."""
+        not yet used (at most a tenth of what remained when they leased it). For a
+        rolling window, ``resets_at`` is when its oldest use drops out."""
         now = self._clock()
-        wanted: list[tuple[Limit, Key, datetime, datetime]] = []
-        for scope, label, budget in scopes:
-            for lim in limits_of(scope, label, budget):
-                start, end = window_of(lim.period, datetime.fromtimestamp(now, UTC), lim.zone)
-                key = (scope, lim.metric, lim.period, int(start.timestamp()))
-                wanted.append((lim, key, start, end))
-        if not wanted:
+        limits = [lim for scope, label, budget in scopes for lim in limits_of(scope, label, budget)]
+        if not limits:
             return []
         query = select(
             BudgetCounter.scope,
@@ -333,16 +392,32 @@ class BudgetGate:
             BudgetCounter.period,
             BudgetCounter.window_start,
             BudgetCounter.used,
-        ).where(BudgetCounter.scope.in_({k[0] for _, k, _, _ in wanted}))
+        ).where(BudgetCounter.scope.in_({lim.scope for lim in limits}))
         async with self.engine.connect() as conn:
-            stored = {(r[0], r[1], r[2], r[3]): float(r[4]) for r in await conn.execute(query)}
+            stored = [(r[0], r[1], r[2], int(r[3]), float(r[4])) for r in await conn.execute(query)]
         out = []
-        for lim, key, start, end in wanted:
-            # this process's own unused lease is not use; other processes' still count
-            mine = self._counters.get(key)
-            used = stored.get(key, 0.0) - (
-                mine.lease if mine is not None and mine.lease > 0 else 0.0
-            )
+        for lim in limits:
+            slice_start, slice_end = lim.window(now)
+            since = slice_end - PERIOD_S[lim.period] if lim.rolling else slice_start
+            rows = [
+                (start, used)
+                for scope, metric, period, start, used in stored
+                if (scope, metric, period) == (lim.scope, lim.metric, lim.stored_period)
+                and since <= start <= slice_start
+            ]
+            used = sum(u for _, u in rows)
+            for start, _ in rows:  # this process's own unused leases are not use
+                mine = self._counters.get((lim.scope, lim.metric, lim.stored_period, start))
+                if mine is not None and mine.lease > 0:
+                    used -= mine.lease
+            if lim.rolling:
+                oldest = min((s for s, u in rows if u > 0), default=None)
+                window_start, resets_at = (
+                    now - PERIOD_S[lim.period],
+                    (oldest + PERIOD_S[lim.period] if oldest is not None else now),
+                )
+            else:
+                window_start, resets_at = slice_start, slice_end
             out.append(
                 {
                     "scope": lim.scope,
@@ -350,14 +425,19 @@ class BudgetGate:
                     "limit": f"{lim.metric}_per_{lim.period}",
                     "metric": lim.metric,
                     "period": lim.period,
+                    "window": "rolling" if lim.rolling else "calendar",
                     "max": lim.limit,
                     "used": used,
                     "remaining": max(lim.limit - used, 0.0),
-                    "window_start": start.isoformat(),
-                    "resets_at": end.isoformat(),
+                    "window_start": _iso(window_start, lim.zone),
+                    "resets_at": _iso(resets_at, lim.zone),
                 }
             )
         return out
+
+
+def _iso(moment: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(moment, UTC).astimezone(zone).isoformat()
 
 
 def _pk(key: Key) -> list[Any]:

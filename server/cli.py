@@ -129,7 +129,7 @@ _BUDGET_FIELDS = [
     f"{metric}_per_{period}"
     for metric in ("usd", "tokens", "requests")
     for period in ("minute", "hour", "day", "month")
-] + ["timezone"]
+] + ["timezone", "window"]
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -198,7 +198,7 @@ def _add_store_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     create.add_argument("--name", required=True)
     create.add_argument("--routes", help="comma-separated routes it may use (default: all)")
     for field in _BUDGET_FIELDS:
-        kind = str if field == "timezone" else float if field.startswith("usd") else int
+        kind = str if field in ("timezone", "window") else float if field.startswith("usd") else int
         create.add_argument(
             f"--budget-{field.replace('_', '-')}",
             dest=f"budget_{field}",
@@ -206,7 +206,8 @@ def _add_store_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
             help=argparse.SUPPRESS
             if field != "usd_per_day"
             else "the key's budget "
-            "(also --budget-{usd,tokens,requests}-per-{minute,hour,day,month}, --budget-timezone)",
+            "(also --budget-{usd,tokens,requests}-per-{minute,hour,day,month}, "
+            "--budget-timezone, --budget-window calendar|rolling)",
         )
     listing = keys_sub.add_parser("list", help="every key, revoked ones included")
     rotate = keys_sub.add_parser("rotate", help="a new secret for KEY; the old one stops working")

@@ -281,6 +281,7 @@ BUDGET = (
         for period in BUDGET_PERIODS
     ),
     NumberField("budget.timezone", "Time zone", "Whose calendar the windows follow (UTC)."),
+    NumberField("budget.window", "Window", "calendar (the default) or rolling."),
     NumberField("budget.downgrade_to", "Downgrade to route", "Served instead once spent."),
 )
 SCALARS = (
