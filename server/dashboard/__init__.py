@@ -153,6 +153,7 @@ def dashboard_routers(gateway: Gateway) -> tuple[list[Router], DashboardAuth]:
         playground,
         providers,
         requests,
+        revisions,
         routes,
     )
 
@@ -162,6 +163,7 @@ def dashboard_routers(gateway: Gateway) -> tuple[list[Router], DashboardAuth]:
         route_handlers=[
             *overview.HANDLERS,
             *routes.HANDLERS,
+            *revisions.HANDLERS,
             *providers.HANDLERS,
             *keys.HANDLERS,
             *budgets.HANDLERS,

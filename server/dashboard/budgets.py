@@ -36,7 +36,7 @@ from router.policy import Budget
 from server.admin_keys import budget_report
 from server.auth import ApiKey
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader
-from server.dashboard.routes import with_status
+from server.dashboard.forms import with_status
 from server.store.models import RequestLog
 
 __all__ = [

@@ -31,7 +31,7 @@ from litestar.response import Template
 from router.errors import ConfigError
 from server.auth import ApiKey
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader
-from server.dashboard.routes import STORE_DOWN, config_message, store_down_message, with_status
+from server.dashboard.forms import STORE_DOWN, config_message, store_down_message, with_status
 from server.store import NotFound
 from server.store.keys import CreatedKey, KeyNameTaken
 from server.store.models import NAME_LENGTH

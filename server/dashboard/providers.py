@@ -34,7 +34,7 @@ from litestar.response import Template
 from providers.config import GatewayConfig, ProviderConfig
 from router.errors import ConfigError
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, store
-from server.dashboard.routes import (
+from server.dashboard.forms import (
     ACTOR,
     READ_ONLY,
     STORE_DOWN,

@@ -1,5 +1,5 @@
-"""Dashboard: the routes with their live health, forms to change them, and the revision
-history with rollback.
+"""Dashboard: the routes with their live health, and forms to change them (the
+revision history is `server.dashboard.revisions`).
 
 ``/admin/routes`` lists every route's targets in order, with each target's circuit
 breaker state (`router.engine.Engine.breaker_states`; a target never tried is closed)
@@ -21,14 +21,11 @@ swaps no 4xx response by default, so the pages configure it to swap those
 ``HX-Redirect`` to the list, which this process already serves at the new revision
 (`server.reload.Reloader.wrote`), as the admin API does.
 
-The helpers at the top (error messages and key paths, redirects, notices) serve the
-providers page too (`server.dashboard.providers`).
+The helpers shared with the other forms are in `server.dashboard.forms`.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
@@ -36,217 +33,39 @@ from urllib.parse import quote, urlencode
 import msgspec
 from litestar import Response, get, post
 from litestar.datastructures import FormMultiDict
-from litestar.enums import MediaType
-from litestar.response import Redirect, Template
-from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import SQLAlchemyError
+from litestar.response import Template
 
 from providers.config import GatewayConfig
 from router.errors import ConfigError
 from router.policy import BUDGET_METRICS, BUDGET_PERIODS, RoutePolicy
-from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader, store
+from server.dashboard.common import Req, fragment, gateway, is_htmx, page, store
+from server.dashboard.forms import (
+    ACTOR,
+    READ_ONLY,
+    ROUTES,
+    STORE_DOWN,
+    UNAVAILABLE,
+    config_message,
+    conflict_message,
+    current,
+    error_field,
+    field_of,
+    flatten,
+    notice,
+    parse_revision,
+    redirect,
+    show_value,
+    store_down_message,
+    validation_message,
+    with_status,
+    wrote,
+)
 from server.observe.health import TargetHealth
-from server.store import ConflictError, NotFound, PolicyStore, WriteResult
-from server.store.diff import diff_configs
+from server.store import ConflictError, NotFound, WriteResult
 from server.store.models import NAME_LENGTH
 from server.store.schemas import canonical
 
-__all__ = [
-    "ACTOR",
-    "HANDLERS",
-    "READ_ONLY",
-    "STORE_DOWN",
-    "UNAVAILABLE",
-    "Current",
-    "RouteForm",
-    "config_message",
-    "conflict_message",
-    "current",
-    "error_field",
-    "field_of",
-    "notice",
-    "parse_revision",
-    "redirect",
-    "revision_diff",
-    "show_value",
-    "store_down_message",
-    "validation_message",
-    "with_status",
-    "wrote",
-]
-
-log = logging.getLogger("llmgate.dashboard")
-
-ACTOR = "dashboard"
-"""Recorded as the actor of every revision written from the dashboard."""
-ROUTES = "/admin/routes"
-REVISIONS = "/admin/revisions"
-STORE_DOWN: tuple[type[Exception], ...] = (SQLAlchemyError, OSError)
-
-# --------------------------------------------------------------------------------------
-# What the routes and providers pages share: messages, key paths, writes, responses.
-
-
-def validation_message(exc: msgspec.ValidationError, value: object = None) -> tuple[str, str]:
-    """``(message, key path after $)`` of a msgspec error, e.g. ``("Expected `int` <= 10",
-    ".max_retries")``. A form's values are strings, so "got `str`" says little: it names
-    the value typed instead."""
-    detail, _, at = str(exc).rpartition(" - at `$")
-    if not detail:
-        detail, at = str(exc), ""
-    if isinstance(value, str) and detail.endswith(", got `str`"):
-        detail = detail.removesuffix("`str`") + repr(value)
-    return detail, at.rstrip("`")
-
-
-def config_message(exc: ConfigError) -> str:
-    """A `ConfigError`'s message without its ``where`` prefix (shown next to the field)."""
-    text = str(exc)
-    prefix = f"{exc.where}: "
-    return text.removeprefix(prefix) if exc.where else text
-
-
-def field_of(path: str, rows: Collection[str] = ()) -> str:
-    """The form field a key path inside one table names: ``.breaker.cooldown_s`` is
-    ``breaker.cooldown_s``; ``.targets[1]`` is the row ``targets[1]`` when ``targets``
-    is in ``rows``, and ``.fallback_on[0]`` or ``.headers[...]`` the whole field."""
-    head, bracket, rest = path.lstrip(".").partition("[")
-    index = rest.partition("]")[0]
-    if bracket and head in rows and index.isdigit():
-        return f"{head}[{index}]"
-    return head
-
-
-def error_field(exc: ConfigError, table: str, rows: Collection[str] = ()) -> str | None:
-    """The field of ``table`` (``routes.chat``) the key path of a store's `ConfigError`
-    names (``where`` is ``config: routes.chat.targets[1]``): ``name`` for the table
-    itself, None for a path outside it (shown above the form)."""
-    path = exc.where.partition(": ")[2]
-    if path == table:
-        return "name"
-    if path.startswith(table) and path[len(table) : len(table) + 1] in (".", "["):
-        return field_of(path[len(table) :], rows)
-    return None
-
-
-def conflict_message(exc: ConflictError) -> str:
-    return (
-        f"Someone else changed the configuration: it is now at revision {exc.current}, "
-        f"and this page was loaded at revision {exc.expected}. Reload to see the current "
-        f"version before you change it."
-    )
-
-
-def store_down_message(exc: Exception) -> str:
-    log.warning("dashboard: the policy store failed: %s: %s", type(exc).__name__, exc)
-    return (
-        f"The policy store is unavailable ({type(exc).__name__}); nothing was saved. "
-        f"See the server log."
-    )
-
-
-READ_ONLY = (
-    "This gateway serves its configuration file without a database: routes and providers "
-    "are read-only here."
-)
-
-
-def parse_revision(value: object) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def with_status(template: Template, status: int) -> Template:
-    template.status_code = status
-    return template
-
-
-def redirect(request: Req, url: str) -> Response[Any]:
-    """Where a successful write goes: htmx follows ``HX-Redirect`` (a 3xx would be
-    followed by its XHR and swapped into the form); a plain form post gets a 303."""
-    if is_htmx(request):
-        return Response(b"", media_type=MediaType.HTML, headers={"HX-Redirect": url})
-    return Redirect(url, status_code=303)
-
-
-def notice(
-    request: Req, message: str, status: int, *, back: str = ROUTES, active: str = "routes"
-) -> Template:
-    """An error of a button (delete, roll back): for htmx the notice swapped in above
-    the list (``#page-notice``); for a plain post or a page, a page saying it."""
-    if is_htmx(request):
-        return with_status(fragment("_route_notice.html", message=message, error=True), status)
-    return with_status(
-        page(request, "routes_error.html", active, message=message, back=back), status
-    )
-
-
-async def wrote(request: Req, result: WriteResult) -> None:
-    """Serve the revision just written before answering, as the admin API does."""
-    r = reloader(request)
-    if r is not None:
-        await r.wrote(result)
-
-
-def _unavailable(request: Req, exc: Exception) -> Response[Any]:
-    """A page whose store could not be read: a 503 saying so, never a bare 500."""
-    if isinstance(exc, ConfigError):
-        message = f"The stored configuration cannot be read: {exc}"
-    else:
-        message = store_down_message(exc).replace("; nothing was saved", "")
-    path = request.url.path
-    active = "providers" if path.startswith("/admin/providers") else "routes"
-    return notice(request, message, 503, back="/admin", active=active)
-
-
-UNAVAILABLE: ExceptionHandlersMap = {
-    SQLAlchemyError: _unavailable,
-    OSError: _unavailable,
-    ConfigError: _unavailable,
-}
-"""Exception handlers of the GET pages that read the store."""
-
-
-class Current(NamedTuple):
-    """The configuration the pages show: the store's current revision, or the file."""
-
-    revision: int
-    config: GatewayConfig
-    editable: bool
-
-
-async def current(request: Req) -> Current:
-    s = store(request)
-    if s is None:
-        gw = gateway(request)
-        return Current(gw.table.revision, gw.config, False)
-    revision, config = await s.load()
-    return Current(revision, config, True)
-
-
-def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``(dotted key path, value)`` of a table's plain data, nested tables by key."""
-    if isinstance(value, dict) and value:
-        for key, item in value.items():
-            yield from flatten(item, f"{prefix}.{key}" if prefix else str(key))
-    else:
-        yield prefix, value
-
-
-def show_value(value: Any) -> str:
-    """A value as the form shows it: ``8`` for 8.0, never ``None``."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        text = repr(value)
-        return text.removesuffix(".0")
-    if isinstance(value, str):
-        return value
-    return msgspec.json.encode(value).decode()
-
-
-# --------------------------------------------------------------------------------------
-# The route form.
+__all__ = ["HANDLERS", "RouteForm"]
 
 
 class NumberField(NamedTuple):
@@ -659,144 +478,6 @@ async def delete_route(request: Req) -> Response[Any]:
     return redirect(request, _done_url(result, deleted=name))
 
 
-# --------------------------------------------------------------------------------------
-# Revisions.
-
-
-class DiffLine(NamedTuple):
-    sign: str
-    """``+`` added, ``-`` removed."""
-    text: str
-
-
-@dataclass(frozen=True)
-class DiffEntry:
-    label: str
-    """``route chat``, ``provider mock``, ``defaults``."""
-    action: str
-    lines: list[DiffLine]
-
-
-@dataclass(frozen=True)
-class RevisionView:
-    id: int
-    created_at: Any
-    actor: str
-    summary: str
-    diff: list[DiffEntry]
-    error: str | None = None
-
-
-def _shown(value: Any, path: str = "") -> str:
-    """A value as the diff shows it; header values (often credentials) as ``•••``."""
-    if value is None:
-        return "(unset)"
-    if path == "headers" or path.startswith("headers."):
-        value = {k: "•••" for k in value} if isinstance(value, dict) else "•••"
-    return msgspec.json.encode(value).decode()
-
-
-def revision_diff(old: GatewayConfig, new: GatewayConfig) -> list[DiffEntry]:
-    """What changed from ``old`` to ``new``, field by field (`server.store.diff`). An
-    added or removed table lists the fields it sets apart from their defaults (and its
-    targets or kind), which is what its author wrote."""
-    entries = []
-    for change in diff_configs(old, new).changes:
-        lines: list[DiffLine] = []
-        if change.action == "change":
-            for f in change.fields:
-                lines.append(DiffLine("-", f"{f.path} = {_shown(f.old, f.path)}"))
-                lines.append(DiffLine("+", f"{f.path} = {_shown(f.new, f.path)}"))
-        else:
-            side = new if change.action == "add" else old
-            table = getattr(side, change.section)[change.name]
-            defaults = dict(flatten(canonical(type(table)())))
-            sign = "+" if change.action == "add" else "-"
-            lines = [
-                DiffLine(sign, f"{p} = {_shown(v, p)}")
-                for p, v in flatten(canonical(table))
-                if p in ("targets", "kind") or defaults.get(p, ...) != v
-            ]
-        entries.append(DiffEntry(change.label, change.action, lines))
-    return entries
-
-
-async def _config_at(s: PolicyStore, revision: int) -> GatewayConfig:
-    if revision < 1:
-        return GatewayConfig()
-    try:
-        return await s.config_at(revision)
-    except NotFound:  # before the first revision kept
-        return GatewayConfig()
-
-
-@get("/revisions", exception_handlers=UNAVAILABLE)
-async def revisions_page(request: Req) -> Template:
-    s = store(request)
-    if s is None:
-        return notice(request, READ_ONLY + " There is no revision history.", 404)
-    limit = parse_revision(request.query_params.get("limit")) or 20
-    limit = min(max(limit, 1), 200)
-    infos = await s.revisions(limit)
-    configs: dict[int, GatewayConfig] = {}
-    views = []
-    for info in infos:
-        try:
-            for rev in (info.id, info.id - 1):
-                if rev not in configs:
-                    configs[rev] = await _config_at(s, rev)
-            diff, error = revision_diff(configs[info.id - 1], configs[info.id]), None
-        except ConfigError as exc:  # recorded by an older schema
-            diff, error = [], f"cannot be shown: {exc}"
-        views.append(RevisionView(info.id, info.created_at, info.actor, info.summary, diff, error))
-    q = request.query_params
-    done = None
-    if q.get("rolled_back"):
-        done = (
-            f"Nothing changed: revision {q['rolled_back']} is the current configuration."
-            if q.get("unchanged")
-            else f"Rolled back to revision {q['rolled_back']}: revision {q.get('revision')} "
-            f"is served."
-        )
-    return page(
-        request,
-        "revisions.html",
-        "revisions",
-        revisions=views,
-        current_revision=infos[0].id if infos else 0,
-        limit=limit,
-        more=len(infos) == limit,
-        notice=done,
-    )
-
-
-@post("/revisions/{revision:int}/rollback", status_code=200)
-async def rollback(request: Req) -> Response[Any]:
-    """What ``POST /admin/api/revisions/{id}/rollback`` does: the configuration of that
-    revision restored as a new revision, served before answering."""
-    revision: int = request.path_params["revision"]
-    s = store(request)
-    if s is None:
-        return _read_only(request)
-    form = await request.form()
-    expected = parse_revision(form.get("expected_revision"))
-    try:
-        result = await s.rollback(revision, actor=ACTOR, expected_revision=expected)
-    except ConflictError as exc:
-        return notice(request, conflict_message(exc), 409, back=REVISIONS)
-    except NotFound:
-        return notice(request, f"There is no revision {revision}.", 404, back=REVISIONS)
-    except ConfigError as exc:
-        return notice(request, f"Revision {revision} cannot be restored: {exc}", 422)
-    except STORE_DOWN as exc:
-        return notice(request, store_down_message(exc), 503, back=REVISIONS)
-    await wrote(request, result)
-    query = {"rolled_back": str(revision), "revision": str(result.revision)}
-    if not result.written:
-        query["unchanged"] = "1"
-    return redirect(request, f"{REVISIONS}?{urlencode(query)}")
-
-
 HANDLERS: list[Any] = [
     routes_page,
     new_route,
@@ -805,6 +486,4 @@ HANDLERS: list[Any] = [
     edit_route,
     update_route,
     delete_route,
-    revisions_page,
-    rollback,
 ]
