@@ -80,3 +80,17 @@ async def test_a_process_that_stops_hands_back_its_unused_lease(store: PolicySto
     second = BudgetGate(store.engine, lambda: PriceBook({}), clock=clock)
     (after,) = await second.report([("route:chat", "route 'chat'", budget)])
     assert after["used"] == 1.0 and after["remaining"] == 999.0
+
+
+async def test_far_from_its_limit_admission_rarely_touches_the_database(
+    store: PolicyStore,
+) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC))
+    gate = BudgetGate(store.engine, lambda: PriceBook({}), clock=clock)
+    budget = Budget(requests_per_day=1_000_000, tokens_per_day=10**12)
+    assert all(await _admitted(gate, budget, 500))
+    # one lease per 100 requests, one lease of tokens (a tenth of what remains)
+    assert gate.round_trips <= 5 + 1
+    near = Budget(requests_per_hour=5)
+    await _admitted(gate, near, 5)
+    assert gate.round_trips >= 6 + 5  # near a small limit: one request at a time
