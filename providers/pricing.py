@@ -29,7 +29,7 @@ __all__ = ["Price", "PriceBook"]
 Rate = Annotated[float, Meta(ge=0, le=1_000_000)]
 
 
-class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class Price(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
     """USD per million tokens."""
 
     input_per_mtok: Rate

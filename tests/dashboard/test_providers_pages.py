@@ -218,3 +218,22 @@ async def test_writes_need_the_csrf_token_and_pages_a_session(dashboard: Dashboa
             response = await web.get(path)
             assert response.status_code == 303, path
             assert response.headers["location"].startswith("/admin/login?next=")
+
+
+async def test_prices_are_edited_in_the_provider_form_and_validated(dashboard: Dashboard) -> None:
+    form = {
+        "expected_revision": await _expected(dashboard, "/admin/providers/old/edit"),
+        "kind": "mock",
+        "text": "old answer",
+        "supports_prefill": "true",
+        "prices": '{"a": {"input_per_mtok": -1, "output_per_mtok": 2}}',
+    }
+    refused = await dashboard.post("/admin/providers/old/edit", data=form)
+    assert refused.status_code == 422
+    assert "&gt;= 0" in (_error(refused.text, "prices") or "")
+
+    form["prices"] = '{"a": {"input_per_mtok": 1.5, "output_per_mtok": 2}}'
+    saved = await dashboard.post("/admin/providers/old/edit", data=form)
+    assert saved.status_code == 200, saved.text
+    stored = (await dashboard.gateway.admin.get("/providers/old")).json()
+    assert stored["prices"] == {"a": {"input_per_mtok": 1.5, "output_per_mtok": 2.0}}
