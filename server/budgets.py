@@ -51,6 +51,9 @@ log = logging.getLogger("llmgate.budgets")
 
 FLUSH_S = 1.0
 MAX_LEASE = 100
+MAX_PENDING = 100_000
+"""Requests admitted under a token or USD limit and not yet ended that are remembered;
+beyond that the oldest (a request admitted and then never run) is forgotten."""
 
 
 class BudgetExceeded(LLMGateError):
@@ -171,6 +174,7 @@ class BudgetGate:
         *,
         clock: Callable[[], float] = time.time,
         flush_s: float = FLUSH_S,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.engine = engine
         self._prices = prices
@@ -179,6 +183,9 @@ class BudgetGate:
         self._counters: dict[Key, _Counter] = {}
         self._charges: dict[str, list[tuple[Key, Limit]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self.max_pending = max_pending
+        self.forgotten = 0
+        """Admitted requests forgotten beyond `MAX_PENDING`, their use never counted."""
         self.round_trips = 0
         """Database statements issued by admissions (for tests and the benchmark)."""
 
@@ -207,6 +214,9 @@ class BudgetGate:
                 counter.lease += 1
             raise
         if charges:
+            if len(self._charges) >= self.max_pending:  # admitted, then never run: forget
+                del self._charges[next(iter(self._charges))]
+                self.forgotten += 1
             self._charges[request_id] = charges
 
     def _counter(self, lim: Limit, now: float) -> tuple[Key, _Counter]:

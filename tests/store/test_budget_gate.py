@@ -94,3 +94,12 @@ async def test_far_from_its_limit_admission_rarely_touches_the_database(
     near = Budget(requests_per_hour=5)
     await _admitted(gate, near, 5)
     assert gate.round_trips >= 6 + 5  # near a small limit: one request at a time
+
+
+async def test_requests_admitted_and_never_ended_are_forgotten_beyond_a_cap(
+    store: PolicyStore,
+) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC))
+    gate = BudgetGate(store.engine, lambda: PriceBook({}), clock=clock, max_pending=3)
+    assert all(await _admitted(gate, Budget(tokens_per_day=10**9), 5))
+    assert gate.forgotten == 2
