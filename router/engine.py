@@ -119,13 +119,18 @@ class Engine:
         *,
         request_id: str,
         record: RequestRecord | None = None,
+        accept_reset: bool = False,
     ) -> AsyncGenerator[list[Event], None]:
         """Resolve ``model`` now (raising `NoSuchModel` at once) and return the event
         stream. Nothing is sent upstream until the stream is iterated.
 
         ``record``, if given, is the `RequestRecord` the run fills in (its ``route`` is
         set here): a caller that stops the stream before its final event can still read
-        what happened up to then."""
+        what happened up to then.
+
+        ``accept_reset`` says the consumer discards what it showed on a `Reset` event
+        (``restart`` mode). Without it no `Reset` is ever sent: a restart whose new
+        answer diverges from the text shown continues in the ``user_turn`` shape."""
         route = table.resolve(model)
         if record is None:
             record = RequestRecord(request_id=request_id, route=route.name)

@@ -14,7 +14,8 @@ which HTTP status and OpenAI error ``type``/``code`` a client sees when it is fi
           ├── RateLimited             429                       retry, fallback
           ├── UpstreamUnavailable     5xx, overloaded           retry, fallback
           ├── ConnectFailed           refused/reset before headers   retry, fallback
-          ├── UpstreamTimeout         connect/first_token/stall/total  retry, fallback
+          ├── UpstreamTimeout         connect/first_token/stall  retry, fallback
+          │    └── RequestTimeout     the request's total time ran out  neither
           ├── StreamInterrupted       body cut, no end marker   retry, fallback
           ├── MalformedResponse       unparseable SSE or JSON   retry, fallback
           ├── StreamErrorEvent        in-band error event       retry, fallback
@@ -22,7 +23,12 @@ which HTTP status and OpenAI error ``type``/``code`` a client sees when it is fi
           ├── ModelNotFound           404 upstream              fallback only
           ├── ContextLengthExceeded   prompt too long           fallback only
           ├── InvalidRequest          other 4xx                 fallback only
-          └── ContentFiltered         content policy            neither: returned to client
+          ├── ContentFiltered         content policy            neither: returned to client
+          └── AnswerDiverged          a restart's new answer left the text shown:
+                                      continued as user_turn (see router.decide)
+
+Which failure a client is finally told about, with which status, is
+`router.decide.client_error`'s choice.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AnswerDiverged",
     "AuthenticationFailed",
     "ClientDisconnected",
     "ConfigError",
@@ -44,6 +51,7 @@ __all__ = [
     "ProviderError",
     "RateLimited",
     "RequestError",
+    "RequestTimeout",
     "StreamErrorEvent",
     "StreamInterrupted",
     "UpstreamTimeout",
@@ -77,9 +85,11 @@ class RequestError(LLMGateError):
     status = 400
     type = "invalid_request_error"
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # an instance's own, finer code
 
 
 class NoSuchModel(RequestError):
@@ -148,6 +158,18 @@ class UpstreamTimeout(ProviderError):
         self.phase = phase
 
 
+class RequestTimeout(UpstreamTimeout):
+    """The request's total time (``request_timeout_s``) ran out: nothing is left to
+    try with, whatever the failure was."""
+
+    retryable = False
+    fallback = False
+    reason = "request_timeout"
+
+    def __init__(self, message: str, *, provider: str = "") -> None:
+        super().__init__(message, phase="total", provider=provider)
+
+
 class StreamInterrupted(ProviderError):
     reason = "stream_interrupted"
 
@@ -166,7 +188,14 @@ class AuthenticationFailed(ProviderError):
 
 
 class ModelNotFound(ProviderError):
+    """The upstream does not know the model. Told to a client (404) only when every
+    target of the route said so; otherwise a misconfigured target is the gateway's
+    problem, not the caller's."""
+
     retryable = False
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
     reason = "model_not_found"
 
 
@@ -195,3 +224,13 @@ class ContentFiltered(ProviderError):
     type = "invalid_request_error"
     code = "content_filter"
     reason = "content_filtered"
+
+
+class AnswerDiverged(ProviderError):
+    """``restart`` mode, for a client that cannot discard text: the new answer does not
+    repeat what the client already shows, so it was abandoned; the answer continues in
+    the ``user_turn`` shape instead. Says nothing about the target's health."""
+
+    retryable = False
+    target_fault = False
+    reason = "restart_diverged"

@@ -21,6 +21,8 @@ __all__ = [
     "Event",
     "Failed",
     "Finish",
+    "ReasoningDelta",
+    "RefusalDelta",
     "RequestRecord",
     "Reset",
     "StreamSwitch",
@@ -37,8 +39,31 @@ class TextDelta(msgspec.Struct, tag="text", gc=False):
     text: str
 
 
+class ReasoningDelta(msgspec.Struct, tag="reasoning", gc=False):
+    """A piece of the model's reasoning (DeepSeek's ``reasoning_content``, Anthropic's
+    ``thinking``). Shown to the client as reasoning, never as answer text: a fallback
+    does not continue it, and a continuation is never spliced onto it.
+
+    ``signature`` is the upstream's proof of a thinking block (Anthropic), when it sent one.
+    """
+
+    text: str
+    signature: str | None = None
+
+
+class RefusalDelta(msgspec.Struct, tag="refusal", gc=False):
+    """A piece of the model's refusal to answer (OpenAI's ``refusal``)."""
+
+    text: str
+
+
 class ToolCallDelta(msgspec.Struct, tag="tool_call", gc=False):
-    """A piece of a streamed tool call, in OpenAI's incremental form."""
+    """A piece of a streamed tool call, in OpenAI's incremental form.
+
+    Providers yield the pieces as they arrive; the engine passes a tool call on only
+    once the attempt that made it has ended cleanly, as one delta with its ``id``,
+    ``name`` and complete ``arguments``, so that a client never holds half a call.
+    """
 
     index: int
     id: str | None = None
@@ -67,7 +92,7 @@ class Finish(msgspec.Struct, tag="finish", gc=False):
     reason: str
 
 
-Chunk = TextDelta | ToolCallDelta | Usage | Finish
+Chunk = TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | Usage | Finish
 """What a provider yields."""
 
 
@@ -155,7 +180,12 @@ class Done(msgspec.Struct, tag="done", gc=False):
 
 
 class Failed(msgspec.Struct, tag="failed", gc=False):
-    """The request could not be completed. ``partial`` says content was delivered."""
+    """The request could not be completed. ``partial`` says content was delivered.
+
+    ``error`` is what the client is told (see `router.decide.client_error`); llmgate
+    already made every attempt its policy allows, so a client should not retry.
+    ``retry_after`` is the deciding failure's Retry-After, in seconds, if it had one.
+    """
 
     error: BaseException
     partial: bool
@@ -163,10 +193,13 @@ class Failed(msgspec.Struct, tag="failed", gc=False):
     record: RequestRecord
     errors: list[tuple[str, BaseException]]
     """Every failure as ``(target, error)``, in the order tried."""
+    retry_after: float | None = None
 
 
 Event = (
     TextDelta
+    | ReasoningDelta
+    | RefusalDelta
     | ToolCallDelta
     | AttemptStarted
     | AttemptFailed
