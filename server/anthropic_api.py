@@ -10,96 +10,102 @@ handler's own errors through its exception handlers, routing errors under the pa
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
 from litestar.datastructures import Headers
 from litestar.exceptions import HTTPException
-from litestar.response import Stream
 
 from router.errors import LLMGateError
-from server.anthropic_schemas import parse_messages_request
-from server.anthropic_wire import (
-    EventEncoder,
-    collect_message,
-    error_body,
-    error_status,
-    failure_body,
-)
-from server.gateway import Gateway, hold_back, relay
-from server.openai_wire import record_summary
+from router.events import Event, Failed
+from server.anthropic_message import message_body
+from server.anthropic_schemas import MessagesCall, parse_messages_request
+from server.anthropic_wire import EventEncoder, error_body, error_status, failure_body
+from server.flow import Door, id_headers
+from server.reply import collect
 
-__all__ = ["MESSAGES_PATH", "create_message", "http_error"]
+__all__ = ["MESSAGES_PATH", "MessagesWire", "create_message", "http_error"]
 
 log = logging.getLogger("llmgate")
 _encode = msgspec.json.Encoder().encode
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 MESSAGES_PATH = "/v1/messages"
+_INTERNAL = "Internal error in llmgate; see the server log."
+REQUEST_ID = "request-id"
+"""Anthropic's name for the request id header, which its SDKs read."""
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+class MessagesWire:
+    """``/v1/messages`` as a `server.flow.Wire`."""
+
+    id_prefix = "msg_"
+    id_header: str | None = REQUEST_ID
+
+    @staticmethod
+    def credentials(headers: Headers) -> str | None:
+        """The client key as a bearer credential, whichever header carried it."""
+        key = headers.get("x-api-key")
+        return f"Bearer {key}" if key is not None else headers.get("authorization")
+
+    @staticmethod
+    def parse(body: bytes) -> MessagesCall:
+        return parse_messages_request(body)
+
+    @staticmethod
+    def encoder(call: MessagesCall, request_id: str) -> Callable[[list[Event]], bytes]:
+        return EventEncoder(request_id, call.model).encode
+
+    @staticmethod
+    def collect(call: MessagesCall, request_id: str, batches: list[list[Event]]) -> dict[str, Any]:
+        reply = collect(batches)
+        if isinstance(reply, Failed):  # the flow hands over finished answers only
+            raise RuntimeError("collect() of a failed request")
+        return message_body(request_id, reply)
+
+    @staticmethod
+    def failure(failed: Failed) -> tuple[int, dict[str, Any]]:
+        return failure_body(failed)
+
+    @staticmethod
+    def stream_error() -> bytes:
+        return b"event: error\ndata: " + _encode(error_body(500, _INTERNAL)) + b"\n\n"
+
+
+_messages = Door(MessagesWire())
+
+
+def _json(
+    request: Request[Any, Any, Any], body: Any, status: int, headers: Any = None
+) -> Response[bytes]:
     return Response(
-        _encode(body), status_code=status, media_type="application/json", headers=headers
+        _encode(body),
+        status_code=status,
+        media_type="application/json",
+        headers={**(headers or {}), **id_headers(request, REQUEST_ID)},
     )
-
-
-def _credentials(headers: Headers) -> str | None:
-    """The client key as a bearer credential, whichever header carried it."""
-    key = headers.get("x-api-key")
-    return f"Bearer {key}" if key is not None else headers.get("authorization")
 
 
 def _llmgate_error(request: Request[Any, Any, Any], exc: LLMGateError) -> Response[bytes]:
     status = error_status(exc)
-    return _json(error_body(status, exc.message), status, getattr(exc, "headers", None))
+    details = getattr(exc, "details", None)
+    body = error_body(status, exc.message, details=details)
+    return _json(request, body, status, getattr(exc, "headers", None))
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     """Anthropic's shape for litestar's own errors (413, and 404/405 under this path)."""
-    return _json(error_body(exc.status_code, exc.detail), exc.status_code, exc.headers)
+    return _json(request, error_body(exc.status_code, exc.detail), exc.status_code, exc.headers)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error serving %s", request.url.path, exc_info=exc)
-    return _json(error_body(500, "Internal error in llmgate; see the server log."), 500)
+    return _json(request, error_body(500, _INTERNAL), 500)
 
 
-@post(
-    MESSAGES_PATH,
-    status_code=200,
-    exception_handlers={
-        LLMGateError: _llmgate_error,
-        HTTPException: http_error,
-        Exception: _unexpected,
-    },
-)
+_HANDLERS = {LLMGateError: _llmgate_error, HTTPException: http_error, Exception: _unexpected}
+
+
+@post(MESSAGES_PATH, status_code=200, exception_handlers=_HANDLERS)  # type: ignore[arg-type]
 async def create_message(request: Request[Any, Any, Any]) -> Response[Any]:
-    gateway: Gateway = request.app.state.gateway
-    key = gateway.authorize(_credentials(request.headers))
-    call = parse_messages_request(await request.body())
-    gateway.allowed(key, call.model)
-    message_id = "msg_" + os.urandom(12).hex()
-    model = await gateway.admit(key, call.model, message_id)
-    events = gateway.run(model, call.request, message_id, key.id if key else None)
-    headers = {"x-llmgate-request-id": message_id}
-    if not call.stream:
-        status, body, record = collect_message(message_id, [batch async for batch in events])
-        headers["x-llmgate-attempts"] = record_summary(record)
-        return _json(body, status, headers)
-    held, failed = await hold_back(events)
-    if failed is not None:
-        status, body = failure_body(failed)
-        headers["x-llmgate-attempts"] = record_summary(failed.record)
-        return _json(body, status, headers)
-    return Stream(
-        relay(EventEncoder(message_id, call.model).encode, held, events, _stream_error),
-        media_type="text/event-stream",
-        headers={**_SSE_HEADERS, **headers},
-    )
-
-
-def _stream_error() -> bytes:
-    body = error_body(500, "Internal error in llmgate; see the server log.")
-    return b"event: error\ndata: " + _encode(body) + b"\n\n"
+    return await _messages.serve(request)

@@ -8,11 +8,16 @@ Extra information travels in a top-level ``llmgate`` field that Anthropic's SDKs
 an extra attribute:
 
 - on the first event after a stream switch: ``{"switch": {...}}``;
-- on a ``restart`` after content was already sent: the current block is closed and a
-  **new** text block starts whose ``content_block_start`` carries
-  ``{"reset": true, "switch": {...}}``. The client must discard every block before it;
-  the new answer follows from its beginning;
+- on a ``restart`` after content was already sent, for a client that asked for it
+  (``x-llmgate-accept-reset: 1``): the current block is closed and a **new** text block
+  starts whose ``content_block_start`` carries ``{"reset": true, "switch": {...}}``. The
+  client must discard every block before it; the new answer follows from its beginning;
 - on ``message_delta``: the request record.
+
+Reasoning becomes a ``thinking`` block (``thinking_delta``, and a ``signature_delta``
+when the upstream signed it); a refusal is text, and the message then stops with
+``stop_reason: "refusal"``. Messages name the model that answered (``healthy`` for the
+target ``up/healthy``).
 
 A stream that cannot be completed ends with an ``error`` event and no ``message_stop``;
 the official Anthropic SDKs raise on it.
@@ -30,6 +35,8 @@ from router.events import (
     Done,
     Event,
     Failed,
+    ReasoningDelta,
+    RefusalDelta,
     RequestRecord,
     Reset,
     StreamSwitch,
@@ -37,9 +44,17 @@ from router.events import (
     ToolCallDelta,
     Usage,
 )
-from server.openai_wire import describe_failure
+from server.flow import answered_model, describe_failure
 
-__all__ = ["EventEncoder", "collect_message", "error_body", "error_status", "failure_body"]
+__all__ = [
+    "EventEncoder",
+    "error_body",
+    "error_status",
+    "failure_body",
+    "record_json",
+    "stop_reason",
+    "usage_json",
+]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -70,12 +85,21 @@ def error_status(exc: LLMGateError) -> int:
     return exc.status
 
 
-def error_body(status: int, message: str, record: RequestRecord | None = None) -> dict[str, Any]:
-    """Anthropic's error object for an HTTP status, plus the request record when there is one."""
+def error_body(
+    status: int,
+    message: str,
+    record: RequestRecord | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Anthropic's error object for an HTTP status, plus the request record when there is
+    one. ``details`` (``error.details``) tells an SDK what it can do about the error."""
     kind = _TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
-    body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    error: dict[str, Any] = {"type": kind, "message": message}
+    if details is not None:
+        error["details"] = details
+    body: dict[str, Any] = {"type": "error", "error": error}
     if record is not None:
-        body["llmgate"] = _record(record)
+        body["llmgate"] = record_json(record)
     return body
 
 
@@ -86,11 +110,13 @@ def failure_body(event: Failed) -> tuple[int, dict[str, Any]]:
     return status, error_body(status, message, event.record)
 
 
-def _record(record: RequestRecord) -> dict[str, Any]:
+def record_json(record: RequestRecord) -> dict[str, Any]:
+    """The request record as JSON-ready builtins."""
     return msgspec.to_builtins(record)  # type: ignore[no-any-return]
 
 
-def _usage(usage: Usage) -> dict[str, int]:
+def usage_json(usage: Usage) -> dict[str, int]:
+    """Anthropic's usage object."""
     # OpenAI's prompt tokens include cache reads; Anthropic's input tokens do not.
     return {
         "input_tokens": max(usage.prompt_tokens - usage.cached_tokens, 0),
@@ -99,12 +125,19 @@ def _usage(usage: Usage) -> dict[str, int]:
     }
 
 
-def _stop_reason(finish_reason: str) -> str:
-    return _STOP_REASONS.get(finish_reason, "end_turn")
+def stop_reason(finish_reason: str, refused: bool = False) -> str:
+    """Anthropic's ``stop_reason`` for the engine's finish reason; ``refusal`` whenever
+    the answer was a refusal."""
+    return "refusal" if refused else _STOP_REASONS.get(finish_reason, "end_turn")
 
 
 def _sse(name: bytes, data: dict[str, Any]) -> bytes:
     return b"event: " + name + b"\ndata: " + _encode(data) + b"\n\n"
+
+
+# What `EventEncoder._open` holds besides the OpenAI index of an open tool call.
+_TEXT = -1
+_THINKING = -2
 
 
 class EventEncoder:
@@ -116,6 +149,7 @@ class EventEncoder:
         "_index",
         "_open",
         "_pending",
+        "_refused",
         "_started",
         "_text_head",
         "_tools",
@@ -128,11 +162,12 @@ class EventEncoder:
         self._index = -1
         """The index of the last block started."""
         self._open: int | None = None
-        """The OpenAI index of the open tool call; -1 while a text block is open."""
+        """The open block: ``_TEXT``, ``_THINKING`` or a tool call's OpenAI index."""
         self._tools: dict[int, int] = {}
         """Block index of each tool call (by its OpenAI index) since the last reset."""
         self._pending: dict[str, Any] | None = None
         self._text_head = b""
+        self._refused = False
 
     def encode(self, batch: list[Event]) -> bytes:
         out: list[bytes] = []
@@ -144,6 +179,13 @@ class EventEncoder:
                 case ToolCallDelta():
                     self._begin(out)
                     self._tool(out, event)
+                case ReasoningDelta():
+                    self._begin(out)
+                    self._thinking(out, event)
+                case RefusalDelta(text=text):
+                    self._begin(out)
+                    self._refused = True
+                    self._text(out, text)
                 case AttemptStarted(target=target):
                     self._answering = target
                 case StreamSwitch(switch=switch):
@@ -153,8 +195,9 @@ class EventEncoder:
                     self._begin(out)
                     self._pending = {"reset": True, "switch": switch}
                     self._tools.clear()
+                    self._refused = False
                     self._close(out)
-                    self._start(out, {"type": "text", "text": ""}, -1)
+                    self._start(out, {"type": "text", "text": ""}, _TEXT)
                 case Done():
                     self._begin(out)
                     self._done(out, event)
@@ -171,7 +214,7 @@ class EventEncoder:
             "id": self._id,
             "type": "message",
             "role": "assistant",
-            "model": self._answering,
+            "model": answered_model(self._answering),
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
@@ -201,15 +244,29 @@ class EventEncoder:
             out.append(_sse(b"content_block_stop", stop))
             self._open = None
 
+    def _delta(self, out: list[bytes], index: int, delta: dict[str, Any]) -> None:
+        data = {"type": "content_block_delta", "index": index, "delta": delta}
+        out.append(_sse(b"content_block_delta", self._with_extra(data)))
+
     def _text(self, out: list[bytes], text: str) -> None:
-        if self._open != -1:
+        if self._open != _TEXT:
             self._close(out)
-            self._start(out, {"type": "text", "text": ""}, -1)
+            self._start(out, {"type": "text", "text": ""}, _TEXT)
         tail = b"}}\n\n"
         if self._pending is not None:
             tail = b'},"llmgate":' + _encode(self._pending) + b"}\n\n"
             self._pending = None
         out.append(self._text_head + _encode(text) + tail)
+
+    def _thinking(self, out: list[bytes], event: ReasoningDelta) -> None:
+        if self._open != _THINKING:
+            self._close(out)
+            self._start(out, {"type": "thinking", "thinking": "", "signature": ""}, _THINKING)
+        if event.text:
+            self._delta(out, self._index, {"type": "thinking_delta", "thinking": event.text})
+        if event.signature:
+            delta = {"type": "signature_delta", "signature": event.signature}
+            self._delta(out, self._index, delta)
 
     def _tool(self, out: list[bytes], event: ToolCallDelta) -> None:
         index = self._tools.get(event.index)
@@ -224,93 +281,22 @@ class EventEncoder:
             self._start(out, block, event.index)
             index = self._tools[event.index] = self._index
         if event.arguments:
-            delta = {"type": "input_json_delta", "partial_json": event.arguments}
-            data = {"type": "content_block_delta", "index": index, "delta": delta}
-            out.append(_sse(b"content_block_delta", self._with_extra(data)))
+            self._delta(out, index, {"type": "input_json_delta", "partial_json": event.arguments})
 
     def _done(self, out: list[bytes], event: Done) -> None:
         self._close(out)
-        record = _record(event.record)
+        record = record_json(event.record)
         if self._pending is not None:  # a switch with nothing left to say
             record.update(self._pending)
             self._pending = None
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": _stop_reason(event.finish_reason), "stop_sequence": None},
-            "usage": _usage(event.usage),
+            "delta": {
+                "stop_reason": stop_reason(event.finish_reason, self._refused),
+                "stop_sequence": None,
+            },
+            "usage": usage_json(event.usage),
             "llmgate": record,
         }
         out.append(_sse(b"message_delta", delta))
         out.append(_sse(b"message_stop", {"type": "message_stop"}))
-
-
-class _ToolCall:
-    __slots__ = ("arguments", "id", "name")
-
-    def __init__(self) -> None:
-        self.id = ""
-        self.name = ""
-        self.arguments: list[str] = []
-
-
-def collect_message(
-    message_id: str, batches: list[list[Event]]
-) -> tuple[int, dict[str, Any], RequestRecord]:
-    """Fold a whole event stream into one Anthropic ``Message`` (or error) body."""
-    text: list[str] = []
-    calls: dict[int, _ToolCall] = {}
-    for batch in batches:
-        for event in batch:
-            match event:
-                case TextDelta(text=piece):
-                    text.append(piece)
-                case ToolCallDelta():
-                    call = calls.setdefault(event.index, _ToolCall())
-                    call.id = event.id or call.id
-                    call.name = event.name or call.name
-                    call.arguments.append(event.arguments)
-                case Reset():
-                    text.clear()
-                    calls.clear()
-                case Failed():
-                    status, body = failure_body(event)
-                    return status, body, event.record
-                case Done():
-                    return 200, _message(message_id, event, "".join(text), calls), event.record
-    raise RuntimeError("event stream ended without Done or Failed")
-
-
-def _message(message_id: str, done: Done, text: str, calls: dict[int, _ToolCall]) -> dict[str, Any]:
-    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-    for index, call in sorted(calls.items()):
-        content.append(_tool_use(index, call))
-    return {
-        "id": message_id,
-        "type": "message",
-        "role": "assistant",
-        "model": done.model,
-        "content": content,
-        "stop_reason": _stop_reason(done.finish_reason),
-        "stop_sequence": None,
-        "usage": _usage(done.usage),
-        "llmgate": _record(done.record),
-    }
-
-
-def _tool_use(index: int, call: _ToolCall) -> dict[str, Any]:
-    arguments = "".join(call.arguments)
-    block: dict[str, Any] = {
-        "type": "tool_use",
-        "id": call.id or f"toolu_{index}",
-        "name": call.name,
-        "input": {},
-    }
-    try:
-        decoded = msgspec.json.decode(arguments or "{}")
-    except msgspec.DecodeError:
-        decoded = None
-    if isinstance(decoded, dict):
-        block["input"] = decoded
-    else:  # Anthropic's input is always an object: keep what the model sent, visibly
-        block["llmgate"] = {"invalid_input_json": arguments}
-    return block

@@ -10,7 +10,12 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
 
 from providers import GatewayConfig, load_config
 from router.errors import LLMGateError
@@ -19,6 +24,7 @@ from server.anthropic_api import MESSAGES_PATH, create_message, http_error
 from server.budgets import BudgetGate
 from server.dashboard import assets_ok, dashboard_routers, template_config
 from server.dashboard.live import LiveFeed
+from server.flow import id_headers
 from server.gateway import Gateway
 from server.observe import Metrics, RequestLogWriter
 from server.observe.health import TargetHealth
@@ -34,33 +40,43 @@ _encode = msgspec.json.Encoder().encode
 
 
 def _error_response(
-    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    request: Request[Any, Any, Any],
+    status: int,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
+    if request.url.path.startswith("/v1/"):  # every API response names its request
+        headers = {**(headers or {}), **id_headers(request)}
     return Response(
         _encode(body), status_code=status, media_type="application/json", headers=headers
     )
 
 
 def _llmgate_error(request: Request[Any, Any, Any], exc: LLMGateError) -> Response[bytes]:
-    return _error_response(exc.status, error_body(exc), getattr(exc, "headers", None))
+    return _error_response(request, exc.status, error_body(exc), getattr(exc, "headers", None))
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    if request.url.path.startswith(MESSAGES_PATH):  # Anthropic clients get Anthropic's shape
-        return http_error(request, exc)
+    path = request.url.path
+    if path == MESSAGES_PATH or path.startswith(MESSAGES_PATH + "/"):
+        return http_error(request, exc)  # Anthropic clients get Anthropic's shape
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
     message, param = exc.detail, None
-    if isinstance(exc, ValidationException) and exc.extra and isinstance(exc.extra, list):
+    if isinstance(exc, NotFoundException | MethodNotAllowedException) and path.startswith("/v1/"):
+        # No such endpoint. Said the way OpenAI says it, so that a client does not take
+        # a bare "Not Found" for a model that does not exist.
+        message = f"Invalid URL ({request.method} {path})"
+    elif isinstance(exc, ValidationException) and exc.extra and isinstance(exc.extra, list):
         first = exc.extra[0]  # litestar's {"key", "message", "source"} of a bad parameter
         param = first.get("key") if isinstance(first, dict) else None
         message = f"{message}: {param}: {first.get('message')}" if param else message
     body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
-    return _error_response(exc.status_code, body, exc.headers)
+    return _error_response(request, exc.status_code, body, exc.headers)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error serving %s", request.url.path, exc_info=exc)
-    return _error_response(500, INTERNAL_ERROR)
+    return _error_response(request, 500, INTERNAL_ERROR)
 
 
 def create_app(

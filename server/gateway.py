@@ -20,26 +20,20 @@ from providers import (
 from providers.pricing import PriceBook
 from router.engine import Engine
 from router.errors import ClientDisconnected, ConfigError
-from router.events import Done, Event, Failed, RequestRecord, TextDelta, ToolCallDelta, Usage
+from router.events import Done, Event, Failed, RequestRecord, Usage
 from router.provider import ProviderRequest
 from router.table import RoutingTable
 from server.auth import ApiKey, AuthError, KeyRing, RouteNotAllowed, bearer_token
 from server.budgets import BudgetExceeded, BudgetGate, Limit, limits_of
 
-__all__ = ["Gateway", "Observer", "hold_back", "is_content", "relay"]
+__all__ = ["Gateway", "Observer"]
 
 log = logging.getLogger("llmgate")
 
 Observer = Callable[[str, list[Event]], None]
 """Called with (request id, batch) for every event batch; must not block."""
 
-_CONTENT = (TextDelta, ToolCallDelta, Done, Failed)
 _FINAL = (Done, Failed)
-
-
-def is_content(batch: list[Event]) -> bool:
-    """Whether a batch ends the hold-back: content, or a final outcome."""
-    return any(type(e) in _CONTENT for e in batch)
 
 
 class Gateway:
@@ -182,15 +176,30 @@ class Gateway:
             )
 
     def run(
-        self, model: str, request: ProviderRequest, request_id: str, client: str | None = None
+        self,
+        model: str,
+        request: ProviderRequest,
+        request_id: str,
+        client: str | None = None,
+        *,
+        accept_reset: bool = False,
     ) -> AsyncIterator[list[Event]]:
         """The engine's event stream for one request, on the current table snapshot;
-        ``client`` (an API key's id) is kept in its record for the request log."""
+        ``client`` (an API key's id) is kept in its record for the request log.
+        ``accept_reset``: the consumer discards what it showed on a `Reset` event (see
+        `Engine.stream`); no other consumer is ever sent one."""
         if not self.observers:
-            return self.engine.stream(self.table, model, request, request_id=request_id)
+            return self.engine.stream(
+                self.table, model, request, request_id=request_id, accept_reset=accept_reset
+            )
         record = RequestRecord(request_id=request_id, route=model, client=client)
         events = self.engine.stream(
-            self.table, model, request, request_id=request_id, record=record
+            self.table,
+            model,
+            request,
+            request_id=request_id,
+            record=record,
+            accept_reset=accept_reset,
         )
         for hook in self.on_start:
             hook(record)
@@ -238,44 +247,3 @@ class Gateway:
 
 def _price_book(config: GatewayConfig) -> PriceBook:
     return PriceBook({name: pc.prices for name, pc in config.providers.items()})
-
-
-async def hold_back(
-    events: AsyncIterator[list[Event]],
-) -> tuple[list[list[Event]], Failed | None]:
-    """Pull batches until the first content or the outcome.
-
-    Until the first content a failure is invisible, so a request that fails on every
-    target can still answer with a real HTTP error: the `Failed` event is returned then.
-    """
-    held: list[list[Event]] = []
-    async for batch in events:
-        held.append(batch)
-        if is_content(batch):
-            break
-    last = held[-1][-1] if held and held[-1] else None
-    if isinstance(last, Failed) and not last.partial:
-        return held, last
-    return held, None
-
-
-async def relay(
-    encode: Callable[[list[Event]], bytes],
-    held: list[list[Event]],
-    events: AsyncIterator[list[Event]],
-    on_error: Callable[[], bytes],
-) -> AsyncIterator[bytes]:
-    """The response body: one write per batch. An unexpected error after the status
-    line was sent ends the stream in-band (``on_error``), never as a success."""
-    try:
-        for batch in held:
-            data = encode(batch)
-            if data:
-                yield data
-        async for batch in events:
-            data = encode(batch)
-            if data:
-                yield data
-    except Exception as exc:
-        log.exception("unhandled error while streaming a response", exc_info=exc)
-        yield on_error()

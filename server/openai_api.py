@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.response import Stream
 
-from router.provider import ProviderRequest
-from server.gateway import Gateway, hold_back, relay
-from server.openai_wire import (
-    INTERNAL_ERROR,
-    ChunkEncoder,
-    collect_response,
-    describe_failure,
-    error_body,
-    record_summary,
-)
-from server.schemas import parse_chat_request
+from router.table import RoutingTable
+from server.flow import Door, id_headers
+from server.gateway import Gateway
+from server.openai_wire import ChatWire
 
 __all__ = ["chat_completions", "healthz", "list_models", "metrics"]
 
 _encode = msgspec.json.Encoder().encode
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_chat = Door(ChatWire())
 
 
 def _gateway(request: Request[Any, Any, Any]) -> Gateway:
@@ -40,37 +31,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
-    gateway = _gateway(request)
-    key = gateway.authorize(request.headers.get("authorization"))
-    call = parse_chat_request(await request.body())
-    gateway.allowed(key, call.model)
-    request_id = "chatcmpl-" + os.urandom(12).hex()
-    model = await gateway.admit(key, call.model, request_id)
-    events = gateway.run(
-        model, ProviderRequest(call.messages, call.params), request_id, key.id if key else None
-    )
-    headers = {"x-llmgate-request-id": request_id}
-    if model != call.model:  # the route's budget is spent: a cheaper route answers
-        headers["x-llmgate-downgraded-to"] = model
-    if not call.stream:
-        status, body, record = collect_response(request_id, [batch async for batch in events])
-        headers["x-llmgate-attempts"] = record_summary(record)
-        return _json(body, status, headers)
-    held, failed = await hold_back(events)
-    if failed is not None:
-        error, message = describe_failure(failed)
-        headers["x-llmgate-attempts"] = record_summary(failed.record)
-        return _json(error_body(error, failed.record, message), error.status, headers)
-    encoder = ChunkEncoder(request_id, call.model, call.include_usage)
-    return Stream(
-        relay(encoder.encode, held, events, _stream_error),
-        media_type="text/event-stream",
-        headers={**_SSE_HEADERS, **headers},
-    )
-
-
-def _stream_error() -> bytes:
-    return b"data: " + _encode(INTERNAL_ERROR) + b"\n\n"
+    return await _chat.serve(request)
 
 
 @get("/v1/models")
@@ -81,16 +42,15 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
     ids = table.model_ids()
     if key is not None and key.routes is not None:  # only what this key may use
         ids = [model_id for model_id in ids if model_id in key.routes]
-    data = [
-        {
-            "id": model_id,
-            "object": "model",
-            "created": 0,
-            "owned_by": "llmgate" if model_id in table.routes else model_id.partition("/")[0],
-        }
-        for model_id in ids
-    ]
-    return _json({"object": "list", "data": data})
+    data = [_model(table, model_id) for model_id in ids]
+    return _json({"object": "list", "data": data}, headers=id_headers(request))
+
+
+def _model(table: RoutingTable, model_id: str) -> dict[str, Any]:
+    """OpenAI's model object: a route is llmgate's, a target its provider's."""
+    route = table.routes.get(model_id)
+    owner = "llmgate" if route else table.resolve(model_id).targets[0].provider
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
 
 
 @get("/metrics")

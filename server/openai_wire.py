@@ -3,10 +3,14 @@
 Extra information travels in a top-level ``llmgate`` field that OpenAI clients ignore:
 
 - on the first chunk after a stream switch: ``{"switch": {...}}``;
-- on a ``restart`` after text was already sent: ``{"reset": true, "switch": {...}}``.
-  The client must discard the text it has shown so far; the new answer follows from
-  its beginning;
+- on a ``restart`` after text was already sent, for a client that asked for it
+  (``x-llmgate-accept-reset: 1``): ``{"reset": true, "switch": {...}}``. The client
+  must discard the text it has shown so far; the new answer follows from its beginning;
 - on the last chunk before ``[DONE]``: ``{"request_id", "attempts", "switches", ...}``.
+
+Reasoning travels as ``delta.reasoning_content`` (``message.reasoning_content``), as
+DeepSeek and vLLM send it, and a refusal as ``delta.refusal`` (``message.refusal``).
+Chunks and completions name the model that answered (``healthy`` for ``up/healthy``).
 
 A stream that cannot be completed ends with an ``{"error": ...}`` event and no
 ``[DONE]``; the official OpenAI SDKs raise on it.
@@ -15,17 +19,20 @@ A stream that cannot be completed ends with an ``{"error": ...}`` event and no
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from litestar.datastructures import Headers
 
-from router.collect import Answer, fold
-from router.errors import LLMGateError, ProviderError
+from router.errors import LLMGateError
 from router.events import (
     AttemptStarted,
     Done,
     Event,
     Failed,
+    ReasoningDelta,
+    RefusalDelta,
     RequestRecord,
     Reset,
     StreamSwitch,
@@ -33,8 +40,11 @@ from router.events import (
     ToolCallDelta,
     Usage,
 )
+from server.flow import answered_model, describe_failure
+from server.reply import Reply, collect
+from server.schemas import ChatCall, parse_chat_request
 
-__all__ = ["INTERNAL_ERROR", "ChunkEncoder", "collect_response", "error_body", "record_summary"]
+__all__ = ["INTERNAL_ERROR", "ChatWire", "ChunkEncoder", "error_body"]
 
 INTERNAL_ERROR: dict[str, Any] = {
     "error": {
@@ -63,29 +73,6 @@ def error_body(
     if record is not None:
         body["llmgate"] = record
     return body
-
-
-def describe_failure(event: Failed) -> tuple[LLMGateError, str]:
-    """The client-facing error (the primary cause) and a message naming every failure."""
-    error = event.error
-    if not isinstance(error, LLMGateError):
-        error = ProviderError(repr(error))
-    message = str(error)
-    if len(event.errors) > 1:
-        tried = "; ".join(f"[{target}] {err}" for target, err in event.errors)
-        message = f"{message} (every attempt failed: {tried})"
-    if event.partial:
-        message = f"The answer was cut off and could not be completed: {message}"
-    return error, message
-
-
-def record_summary(record: RequestRecord) -> str:
-    """Compact attempt summary for a response header: ``target:outcome[:reason],...``."""
-    parts = []
-    for a in record.attempts:
-        parts.append(f"{a.target}:{a.outcome}" + (f":{a.error_type}" if a.error_type else ""))
-    # Targets may name client-chosen models; a header must stay ASCII.
-    return ",".join(parts).encode("ascii", "backslashreplace").decode()
 
 
 class ChunkEncoder:
@@ -140,8 +127,14 @@ class ChunkEncoder:
                 out.append(self._content(delta))
             elif kind is ToolCallDelta:
                 out.append(self._content(self._tool_delta(event)))  # type: ignore[arg-type]
+            elif kind is ReasoningDelta:
+                delta = b'{"reasoning_content":' + _encode(event.text) + b"}"  # type: ignore[union-attr]
+                out.append(self._content(delta))
+            elif kind is RefusalDelta:
+                delta = b'{"refusal":' + _encode(event.text) + b"}"  # type: ignore[union-attr]
+                out.append(self._content(delta))
             elif kind is AttemptStarted:
-                self._answering = event.target  # type: ignore[union-attr]
+                self._answering = answered_model(event.target)  # type: ignore[union-attr]
             elif kind is StreamSwitch:
                 self._pending = {"switch": event.switch}  # type: ignore[union-attr]
             elif kind is Reset:
@@ -154,7 +147,7 @@ class ChunkEncoder:
         return b"".join(out)
 
     def _content(self, delta: bytes) -> bytes:
-        if self._answering is not self._model:  # chunks name the target answering now
+        if self._answering is not self._model:  # chunks name the model answering now
             self._set_model(self._answering)
         if not self._role_sent:
             self._role_sent = True
@@ -175,8 +168,9 @@ class ChunkEncoder:
         return b'{"tool_calls":' + _encode([call]) + b"}"
 
     def _done(self, event: Done) -> bytes:
-        if self._model != event.model:
-            self._set_model(event.model)
+        model = answered_model(event.model)
+        if self._model != model:
+            self._set_model(model)
         finish = _encode(event.finish_reason)
         if not self._include_usage:
             return self._chunk(b"{}", finish, extra=_record(event.record)) + b"data: [DONE]\n\n"
@@ -212,20 +206,16 @@ def _usage(usage: Usage) -> dict[str, Any]:
     return body
 
 
-def collect_response(
-    request_id: str, batches: list[list[Event]]
-) -> tuple[int, dict[str, Any], RequestRecord]:
-    """Fold a whole event stream into a ``chat.completion`` (or error) body."""
-    outcome = fold(batches)
-    if isinstance(outcome, Failed):
-        error, message = describe_failure(outcome)
-        return error.status, error_body(error, outcome.record, message), outcome.record
-    return 200, _completion(request_id, outcome), outcome.done.record
-
-
-def _completion(request_id: str, answer: Answer) -> dict[str, Any]:
+def _completion(request_id: str, reply: Reply) -> dict[str, Any]:
+    answer = reply.answer
     done = answer.done
-    message: dict[str, Any] = {"role": "assistant", "content": answer.text or None, "refusal": None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": answer.text or None,
+        "refusal": reply.refusal or None,
+    }
+    if reply.reasoning:
+        message["reasoning_content"] = reply.reasoning
     if answer.tool_calls:
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -235,7 +225,7 @@ def _completion(request_id: str, answer: Answer) -> dict[str, Any]:
         "id": request_id,
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": done.model,
+        "model": answered_model(done.model),
         "system_fingerprint": None,
         "choices": [
             {"index": 0, "message": message, "logprobs": None, "finish_reason": done.finish_reason}
@@ -243,3 +233,38 @@ def _completion(request_id: str, answer: Answer) -> dict[str, Any]:
         "usage": _usage(done.usage),
         "llmgate": _record(done.record),
     }
+
+
+class ChatWire:
+    """``/v1/chat/completions`` as a `server.flow.Wire`."""
+
+    id_prefix = "chatcmpl-"
+    id_header: str | None = None
+
+    @staticmethod
+    def credentials(headers: Headers) -> str | None:
+        return headers.get("authorization")
+
+    @staticmethod
+    def parse(body: bytes) -> ChatCall:
+        return parse_chat_request(body)
+
+    @staticmethod
+    def encoder(call: ChatCall, request_id: str) -> Callable[[list[Event]], bytes]:
+        return ChunkEncoder(request_id, call.model, call.include_usage).encode
+
+    @staticmethod
+    def collect(call: ChatCall, request_id: str, batches: list[list[Event]]) -> dict[str, Any]:
+        reply = collect(batches)
+        if isinstance(reply, Failed):  # the flow hands over finished answers only
+            raise RuntimeError("collect() of a failed request")
+        return _completion(request_id, reply)
+
+    @staticmethod
+    def failure(failed: Failed) -> tuple[int, dict[str, Any]]:
+        error, message = describe_failure(failed)
+        return error.status, error_body(error, failed.record, message)
+
+    @staticmethod
+    def stream_error() -> bytes:
+        return b"data: " + _encode(INTERNAL_ERROR) + b"\n\n"

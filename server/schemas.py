@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from router.errors import RequestError
+from router.provider import ProviderRequest
 
 __all__ = ["ChatCall", "parse_chat_request"]
 
@@ -17,8 +18,7 @@ _OWN = frozenset({"model", "messages", "stream", "stream_options"})
 
 class ChatCall(msgspec.Struct, gc=False):
     model: str
-    messages: list[dict[str, Any]]
-    params: dict[str, Any]
+    request: ProviderRequest
     stream: bool
     include_usage: bool
 
@@ -51,7 +51,7 @@ def parse_chat_request(body: bytes) -> ChatCall:
         raise RequestError("Only n=1 is supported.", param="n")
     params = {k: v for k, v in data.items() if k not in _OWN and v is not None}
     include_usage = bool(options and options.get("include_usage"))
-    return ChatCall(model, messages, params, stream, include_usage)
+    return ChatCall(model, ProviderRequest(messages, params), stream, include_usage)
 
 
 def _check_message(i: int, message: Any) -> None:

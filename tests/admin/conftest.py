@@ -80,7 +80,8 @@ class Clients:
         body = response.json()
         if response.status_code != 200:
             return response.status_code, "", body["error"]["message"]
-        return 200, body["model"], body["choices"][0]["message"]["content"]
+        target = body["llmgate"]["attempts"][-1]["target"]
+        return 200, target, body["choices"][0]["message"]["content"]
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -86,18 +86,31 @@ async def test_a_spent_route_is_refused_with_429_naming_the_budget_and_its_reset
     assert budget["resets_at"] > budget["window_start"]
 
 
+def _target(response: Any) -> str:
+    target: str = response.json()["llmgate"]["attempts"][-1]["target"]
+    return target
+
+
+DOWNGRADING = {
+    "chat": {"targets": ["old/a"], "budget": {"requests_per_hour": 1, "downgrade_to": "budget"}},
+    "budget": {"targets": ["cheap/a"]},
+}
+
+
 async def test_a_spent_route_downgrades_to_its_cheaper_route(serve: Serve) -> None:
-    routes = {
-        "chat": {
-            "targets": ["old/a"],
-            "budget": {"requests_per_hour": 1, "downgrade_to": "budget"},
-        },
-        "budget": {"targets": ["cheap/a"]},
-    }
-    gateway = await serve(config=config(**routes))
+    gateway = await serve(config=config(**DOWNGRADING))
     first, second = await _post(gateway), await _post(gateway)
-    assert first.json()["model"] == "old/a" and "x-llmgate-downgraded-to" not in first.headers
-    assert second.status_code == 200 and second.json()["model"] == "cheap/a"
+    assert _target(first) == "old/a" and "x-llmgate-downgraded-to" not in first.headers
+    assert second.status_code == 200 and _target(second) == "cheap/a"
+    assert second.headers["x-llmgate-downgraded-to"] == "budget"
+
+
+async def test_the_messages_endpoint_says_it_was_downgraded_too(serve: Serve) -> None:
+    gateway = await serve(config=config(**DOWNGRADING))
+    body = {"model": "chat", "max_tokens": 64, "messages": MESSAGES}
+    first, second = [await gateway.http.post("/v1/messages", json=body) for _ in range(2)]
+    assert _target(first) == "old/a" and "x-llmgate-downgraded-to" not in first.headers
+    assert second.status_code == 200 and _target(second) == "cheap/a"
     assert second.headers["x-llmgate-downgraded-to"] == "budget"
 
 

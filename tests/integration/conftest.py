@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 import uvicorn
@@ -41,7 +42,7 @@ class RunningGateway:
         self.port = self._sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.app = app
-        self._clients: list[openai.OpenAI] = []
+        self._clients: list[openai.OpenAI | anthropic.Anthropic] = []
         self._server = uvicorn.Server(
             uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
         )
@@ -51,7 +52,19 @@ class RunningGateway:
         self._thread.start()
 
     def client(self, **kwargs: Any) -> openai.OpenAI:
-        client = openai.OpenAI(base_url=self.base_url, api_key=KEY, max_retries=0, **kwargs)
+        """The openai SDK, without its own retries unless ``max_retries`` says otherwise."""
+        kwargs.setdefault("max_retries", 0)
+        client = openai.OpenAI(base_url=self.base_url, api_key=KEY, **kwargs)
+        self._clients.append(client)
+        return client
+
+    def anthropic(self, **kwargs: Any) -> anthropic.Anthropic:
+        """The anthropic SDK (which appends ``/v1/messages`` to its base URL), without its
+        own retries unless ``max_retries`` says otherwise."""
+        kwargs.setdefault("max_retries", 0)
+        kwargs.setdefault("api_key", KEY)
+        base_url = self.base_url.removesuffix("/v1")
+        client = anthropic.Anthropic(base_url=base_url, **kwargs)
         self._clients.append(client)
         return client
 

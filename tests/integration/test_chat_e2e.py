@@ -12,6 +12,7 @@ import pytest
 from tests.fakes.openai_upstream import Hang, Reset, Status, Stream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Tell me something."}]
+ACCEPT_RESET = {"x-llmgate-accept-reset": "1"}  # only such clients are sent the marker
 
 
 def stream_text(client: openai.OpenAI, model: str, **kwargs: Any) -> tuple[str, list[Any]]:
@@ -47,7 +48,7 @@ def test_streams_an_answer_through_a_route(make_gateway: Any, upstream: Any) -> 
     text, chunks = stream_text(gw.client(), "chat")
     assert text == "Hello, world"
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert {c.model for c in chunks} == {"up/m-ok"}
+    assert {c.model for c in chunks} == {"m-ok"}  # the model, not the target
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert outcomes(record_of(chunks)) == [("up/m-ok", "ok", None)]
     sent = upstream.requests_for("m-ok")[0]
@@ -71,7 +72,7 @@ def test_non_streamed_answer_carries_record_in_body_and_headers(
     raw = gw.client().chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
     completion = raw.parse()
     assert completion.choices[0].message.content == "Hi there"
-    assert completion.model == "up/m-json"
+    assert completion.model == "m-json"
     assert completion.usage is not None and completion.usage.completion_tokens > 0
     assert raw.headers["x-llmgate-request-id"] == completion.id
     assert raw.headers["x-llmgate-attempts"] == "up/m-json:ok"
@@ -203,7 +204,7 @@ def test_persistent_503_exhausts_retries_then_falls_back(make_gateway: Any, upst
     text, chunks = stream_text(gw.client(), "chat")
     assert text == "from backup"
     assert len(upstream.requests_for("m-503")) == 3
-    assert {c.model for c in chunks} == {"up/m-backup"}
+    assert {c.model for c in chunks} == {"m-backup"}
 
 
 @pytest.mark.parametrize(
@@ -322,7 +323,7 @@ def test_mid_stream_failure_continues_on_the_next_target_with_prefill(
     assert switched[0]["reason"] == reason and switched[0]["chars_delivered"] == len(
         "The quick brown fox "
     )
-    assert chunks[-1].model == f"up/{backup}"
+    assert chunks[-1].model == backup
 
 
 def test_prefill_falls_back_to_user_turn_for_a_target_without_prefill(
@@ -415,7 +416,7 @@ def test_restart_mode_sends_a_reset_marker_when_the_new_answer_differs(
     gw = make_gateway(
         routes={"chat": {"targets": ["up/m-s1", "up/m-s2"], "stream_fallback_mode": "restart"}}
     )
-    text, chunks = stream_text(gw.client(), "chat")
+    text, chunks = stream_text(gw.client(), "chat", extra_headers=ACCEPT_RESET)
     assert text == "Second answer."
     resets = [c for c in chunks if getattr(c, "llmgate", None) and c.llmgate.get("reset")]
     assert len(resets) == 1 and resets[0].choices[0].delta.content == ""

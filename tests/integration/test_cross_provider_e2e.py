@@ -99,4 +99,4 @@ def test_a_claude_stream_cut_mid_answer_is_finished_by_gemini(
     contents = g.requests_for(f"gemini-{mode}")[0]["contents"]
     assert contents[-2] == {"role": "model", "parts": [{"text": "Rivers run "}]}
     assert contents[-1]["role"] == "user"
-    assert chunks[-1].model == f"gem/gemini-{mode}"
+    assert chunks[-1].model == f"gemini-{mode}"

@@ -93,7 +93,7 @@ def test_answers_one_message_naming_the_target_that_answered(
     )
     message = raw.parse()
     assert message.id.startswith("msg_") and message.type == "message"
-    assert message.role == "assistant" and message.model == "up/m-json"
+    assert message.role == "assistant" and message.model == "m-json"
     assert [(b.type, b.text) for b in message.content] == [("text", "Hi there")]  # type: ignore[union-attr]
     assert message.stop_reason == "end_turn" and message.stop_sequence is None
     assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 2)
@@ -112,7 +112,7 @@ def test_streams_text_through_the_sdks_stream_helper(
         text = "".join(stream.text_stream)
         message = stream.get_final_message()
     assert text == "Hello, world"
-    assert message.model == "up/m-ok" and message.stop_reason == "end_turn"
+    assert message.model == "m-ok" and message.stop_reason == "end_turn"
     assert message.content[0].text == "Hello, world"  # type: ignore[union-attr]
     assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 3)
     sent = upstream.requests_for("m-ok")[0]
@@ -135,7 +135,7 @@ def test_streams_anthropics_event_sequence(
         "message_stop",
     ]
     start, block = events[0], events[1]
-    assert start.message.id.startswith("msg_") and start.message.model == "up/m-seq"
+    assert start.message.id.startswith("msg_") and start.message.model == "m-seq"
     assert start.message.content == [] and start.message.usage.input_tokens == 0
     assert block.index == 0 and block.content_block.type == "text"
     delta = events[-2]
@@ -525,7 +525,8 @@ def test_restart_fallback_starts_a_new_text_block_marked_reset(
     gw = make_gateway(
         routes={"chat": {"targets": ["up/m-s1", "up/m-s2"], "stream_fallback_mode": "restart"}}
     )
-    events = stream_events(client(gw), "chat")
+    accept_reset = {"x-llmgate-accept-reset": "true"}  # only such clients get the marker
+    events = stream_events(client(gw), "chat", extra_headers=accept_reset)
     assert shown_text(events) == "Second answer."
     starts = [e for e in events if e.type == "content_block_start"]
     assert [s.index for s in starts] == [0, 1]
@@ -602,7 +603,7 @@ def test_a_route_to_an_anthropic_target_keeps_tools_and_tool_results(
         model="claude/claude-x", max_tokens=99, system="Be brief.", messages=messages, tools=TOOLS
     ) as stream:
         message = stream.get_final_message()
-    assert message.model == "claude/claude-x" and message.stop_reason == "tool_use"
+    assert message.model == "claude-x" and message.stop_reason == "tool_use"
     assert [b.type for b in message.content] == ["text", "tool_use"]
     assert message.content[1].input == {"city": "Oslo"}  # type: ignore[union-attr]
     assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 2)
@@ -647,7 +648,7 @@ def test_a_cut_anthropic_stream_continues_on_an_openai_target(
     )
     events = stream_events(client(gw), "chat")
     assert shown_text(events) == "Roses are red, violets are blue."
-    assert events[0].message.model == "claude/claude-cut"
+    assert events[0].message.model == "claude-cut"
     record = events[-2].llmgate
     assert [(a["target"], a["outcome"]) for a in record["attempts"]] == [
         ("claude/claude-cut", "failed"),

@@ -1,0 +1,265 @@
+"""The one request flow behind every door: authenticate, parse, check the route is
+allowed, admit (budgets), run, hold back, then relay the stream or collect the answer.
+
+A door is a `Wire`: how its requests are parsed and its answers and errors are spelled
+(OpenAI chat completions, Anthropic Messages). Everything a client can rely on whatever
+door it uses is written here once:
+
+- ``x-llmgate-request-id`` and ``x-request-id`` on every response (`id_headers`);
+- ``x-llmgate-downgraded-to`` when a spent budget sent the request to a cheaper route;
+- ``x-llmgate-attempts``, the attempt summary, once the outcome is known;
+- a failure before any content is an HTTP error, never a stream;
+- a final failure tells the client not to retry what llmgate already retried
+  (`final_headers`);
+- the reset marker only for a client that asked for it (``x-llmgate-accept-reset``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.datastructures import Headers
+from litestar.response import Stream
+
+from router.errors import LLMGateError, ProviderError
+from router.events import (
+    Done,
+    Event,
+    Failed,
+    ReasoningDelta,
+    RefusalDelta,
+    RequestRecord,
+    TextDelta,
+    ToolCallDelta,
+)
+from router.provider import ProviderRequest
+from server.gateway import Gateway
+
+__all__ = [
+    "Call",
+    "Door",
+    "Wire",
+    "accepts_reset",
+    "answered_model",
+    "describe_failure",
+    "final_headers",
+    "hold_back",
+    "id_headers",
+    "record_summary",
+    "relay",
+]
+
+log = logging.getLogger("llmgate")
+_encode = msgspec.json.Encoder().encode
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# What ends the hold-back: anything the client is shown, or the outcome. Reasoning
+# counts: a reasoning model can think for minutes, and a client shown nothing that long
+# may give up on the request.
+_CONTENT = (TextDelta, ToolCallDelta, ReasoningDelta, RefusalDelta, Done, Failed)
+ACCEPT_RESET = "x-llmgate-accept-reset"
+
+
+class Call(Protocol):
+    """A parsed request, whatever door it came through."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def request(self) -> ProviderRequest: ...
+    @property
+    def stream(self) -> bool: ...
+
+
+C = TypeVar("C", bound=Call)
+
+
+class Wire(Protocol[C]):
+    """One door's wire format."""
+
+    id_prefix: str
+    """Of the request id, which is also the response's ``id`` (``chatcmpl-``, ``msg_``)."""
+    id_header: str | None
+    """The door's own name for the request id header, if not ``x-request-id``."""
+
+    def credentials(self, headers: Headers) -> str | None:
+        """The client key as an ``Authorization`` value (``Bearer <key>``)."""
+
+    def parse(self, body: bytes) -> C:
+        """The request; raises `router.errors.RequestError` naming the bad field."""
+
+    def encoder(self, call: C, request_id: str) -> Callable[[list[Event]], bytes]:
+        """Turns one request's event batches into the bytes of its stream."""
+
+    def collect(self, call: C, request_id: str, batches: list[list[Event]]) -> dict[str, Any]:
+        """The body of a whole answer; the last event of ``batches`` is `Done`."""
+
+    def failure(self, failed: Failed) -> tuple[int, dict[str, Any]]:
+        """Status and error body for a request that could not be completed."""
+
+    def stream_error(self) -> bytes:
+        """The in-band error that ends a stream broken by a bug of llmgate's."""
+
+
+def accepts_reset(headers: Headers) -> bool:
+    """Whether the client discards what it showed on llmgate's reset marker."""
+    return headers.get(ACCEPT_RESET, "").strip().lower() in ("1", "true")
+
+
+def id_headers(request: Request[Any, Any, Any], also: str | None = None) -> dict[str, str]:
+    """The request id headers of any response to ``request``: the id the flow gave it,
+    or a new one for a request refused before it got that far; ``also`` names one more
+    header to carry it."""
+    request_id = request.state.get("llmgate_request_id")
+    if request_id is None:
+        request_id = request.state["llmgate_request_id"] = "req_" + os.urandom(12).hex()
+    headers = {"x-llmgate-request-id": request_id, "x-request-id": request_id}
+    if also is not None:
+        headers[also] = request_id
+    return headers
+
+
+def answered_model(target: str) -> str:
+    """The model a target names (``up/healthy`` -> ``healthy``): what responses report."""
+    return target.partition("/")[2] or target
+
+
+class Door(Generic[C]):
+    """The flow over one `Wire`: ``await door.serve(request)`` is a whole handler."""
+
+    __slots__ = ("wire",)
+
+    def __init__(self, wire: Wire[C]) -> None:
+        self.wire = wire
+
+    async def serve(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        wire = self.wire
+        gateway: Gateway = request.app.state.gateway
+        request_id = wire.id_prefix + os.urandom(12).hex()
+        request.state["llmgate_request_id"] = request_id  # errors raised below name it too
+        key = gateway.authorize(wire.credentials(request.headers))
+        call = wire.parse(await request.body())
+        gateway.allowed(key, call.model)
+        model = await gateway.admit(key, call.model, request_id)
+        events = gateway.run(
+            model,
+            call.request,
+            request_id,
+            key.id if key else None,
+            # A whole answer is folded with any draft a reset discards already gone.
+            accept_reset=not call.stream or accepts_reset(request.headers),
+        )
+        headers = id_headers(request, wire.id_header)
+        if model != call.model:  # the route's budget is spent: a cheaper route answers
+            headers["x-llmgate-downgraded-to"] = model
+        if not call.stream:
+            batches = [batch async for batch in events]
+            last = batches[-1][-1]
+            if isinstance(last, Failed):
+                return self._failure(last, headers)
+            if not isinstance(last, Done):
+                raise RuntimeError(f"the event stream ended with {type(last).__name__}")
+            headers["x-llmgate-attempts"] = record_summary(last.record)
+            return _json(wire.collect(call, request_id, batches), 200, headers)
+        held, failed = await hold_back(events)
+        if failed is not None:
+            return self._failure(failed, headers)
+        return Stream(
+            relay(wire.encoder(call, request_id), held, events, wire.stream_error),
+            media_type="text/event-stream",
+            headers={**_SSE_HEADERS, **headers},
+        )
+
+    def _failure(self, failed: Failed, headers: dict[str, str]) -> Response[bytes]:
+        status, body = self.wire.failure(failed)
+        headers["x-llmgate-attempts"] = record_summary(failed.record)
+        headers.update(final_headers(failed))
+        return _json(body, status, headers)
+
+
+def final_headers(failed: Failed) -> dict[str, str]:
+    """What makes a client's SDK stop: llmgate already made every attempt its policy
+    allows, so retrying the request would only run the whole route again. The openai and
+    anthropic SDKs obey ``x-should-retry``; ``retry-after`` (whole seconds, rounded up)
+    and ``retry-after-ms`` pass on when the deciding failure said to come back."""
+    headers = {"x-should-retry": "false"}
+    wait = failed.retry_after
+    if wait is not None and math.isfinite(wait) and wait > 0:
+        headers["retry-after"] = str(math.ceil(wait))
+        headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+    return headers
+
+
+def describe_failure(event: Failed) -> tuple[LLMGateError, str]:
+    """The client-facing error (the engine's choice) and a message naming every failure."""
+    error = event.error
+    if not isinstance(error, LLMGateError):
+        error = ProviderError(repr(error))
+    message = str(error)
+    if len(event.errors) > 1:
+        tried = "; ".join(f"[{target}] {err}" for target, err in event.errors)
+        message = f"{message} (every attempt failed: {tried})"
+    if event.partial:
+        message = f"The answer was cut off and could not be completed: {message}"
+    return error, message
+
+
+def record_summary(record: RequestRecord) -> str:
+    """Compact attempt summary for a response header: ``target:outcome[:reason],...``."""
+    parts = []
+    for a in record.attempts:
+        parts.append(f"{a.target}:{a.outcome}" + (f":{a.error_type}" if a.error_type else ""))
+    # Targets may name client-chosen models; a header must stay ASCII.
+    return ",".join(parts).encode("ascii", "backslashreplace").decode()
+
+
+async def hold_back(
+    events: AsyncIterator[list[Event]],
+) -> tuple[list[list[Event]], Failed | None]:
+    """Pull batches until the first content or the outcome.
+
+    Until the first content a failure is invisible, so a request that fails on every
+    target can still answer with a real HTTP error: the `Failed` event is returned then.
+    """
+    held: list[list[Event]] = []
+    async for batch in events:
+        held.append(batch)
+        if any(type(e) in _CONTENT for e in batch):
+            break
+    last = held[-1][-1] if held and held[-1] else None
+    if isinstance(last, Failed) and not last.partial:
+        return held, last
+    return held, None
+
+
+async def relay(
+    encode: Callable[[list[Event]], bytes],
+    held: list[list[Event]],
+    events: AsyncIterator[list[Event]],
+    on_error: Callable[[], bytes],
+) -> AsyncIterator[bytes]:
+    """The response body: one write per batch. An unexpected error after the status
+    line was sent ends the stream in-band (``on_error``), never as a success."""
+    try:
+        for batch in held:
+            data = encode(batch)
+            if data:
+                yield data
+        async for batch in events:
+            data = encode(batch)
+            if data:
+                yield data
+    except Exception as exc:
+        log.exception("unhandled error while streaming a response", exc_info=exc)
+        yield on_error()
+
+
+def _json(body: Any, status: int, headers: dict[str, str]) -> Response[bytes]:
+    return Response(
+        _encode(body), status_code=status, media_type="application/json", headers=headers
+    )

@@ -1,0 +1,103 @@
+"""What the OpenAI door promises besides the answer itself: request ids, the reset marker
+only on request, OpenAI's errors for unknown URLs and bad requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.fakes.openai_upstream import Stream
+from tests.integration.conftest import KEY
+
+MESSAGES: list[Any] = [{"role": "user", "content": "Tell me something."}]
+AUTH = {"authorization": f"Bearer {KEY}"}
+
+
+def post(gw: Any, body: bytes | dict[str, Any], path: str = "/chat/completions") -> httpx.Response:
+    headers = {**AUTH, "content-type": "application/json"}
+    if isinstance(body, bytes):
+        return httpx.post(f"{gw.base_url}{path}", content=body, headers=headers)
+    return httpx.post(f"{gw.base_url}{path}", json=body, headers=headers)
+
+
+# --- request ids -------------------------------------------------------------------
+
+
+def test_every_response_carries_its_request_id(make_gateway: Any, upstream: Any) -> None:
+    upstream.script("m-id", Stream(["Hi"]))
+    gw = make_gateway()
+    sdk = gw.client()
+    completion = sdk.chat.completions.create(model="up/m-id", messages=MESSAGES)
+    assert completion._request_id == completion.id  # what the SDK reads: x-request-id
+    with sdk.chat.completions.with_streaming_response.create(
+        model="up/m-id", messages=MESSAGES, stream=True
+    ) as streamed:
+        headers = streamed.headers
+        assert headers["x-request-id"] == headers["x-llmgate-request-id"]
+        assert headers["x-request-id"].startswith("chatcmpl-")
+    with pytest.raises(openai.NotFoundError) as info:
+        sdk.chat.completions.create(model="nope", messages=MESSAGES)
+    assert info.value.request_id and info.value.request_id.startswith("chatcmpl-")
+    assert sdk.models.with_raw_response.list().headers["x-request-id"]
+    refused = httpx.get(f"{gw.base_url}/models", headers={"authorization": "Bearer wrong"})
+    assert refused.status_code == 401 and refused.headers["x-request-id"]
+    assert httpx.get(f"{gw.base_url}/nowhere").headers["x-request-id"]
+
+
+# --- the reset marker, only for a client that asks ------------------------------------
+
+
+def test_a_client_that_accepts_resets_gets_the_marker(make_gateway: Any, upstream: Any) -> None:
+    upstream.script("m-r1", Stream(["First ", "draft"], end="cut", after=1))
+    upstream.script("m-r2", Stream(["Second ", "answer."]))
+    gw = make_gateway(
+        routes={"chat": {"targets": ["up/m-r1", "up/m-r2"], "stream_fallback_mode": "restart"}}
+    )
+    chunks = list(
+        gw.client().chat.completions.create(
+            model="chat",
+            messages=MESSAGES,
+            stream=True,
+            extra_headers={"x-llmgate-accept-reset": "1"},
+        )
+    )
+    resets = [c for c in chunks if (getattr(c, "llmgate", None) or {}).get("reset")]
+    assert len(resets) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="needs the engine's accept_reset (issue #11)")
+def test_a_client_that_did_not_ask_never_sees_a_discarded_draft(
+    make_gateway: Any, upstream: Any
+) -> None:
+    upstream.script("m-r1", Stream(["First ", "draft"], end="cut", after=1))
+    upstream.script("m-r2", Stream(["Second ", "answer."]))
+    gw = make_gateway(
+        routes={"chat": {"targets": ["up/m-r1", "up/m-r2"], "stream_fallback_mode": "restart"}}
+    )
+    chunks = list(gw.client().chat.completions.create(model="chat", messages=MESSAGES, stream=True))
+    assert not [c for c in chunks if (getattr(c, "llmgate", None) or {}).get("reset")]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("First ") and "draft" not in text.removeprefix("First ")
+
+
+# --- unknown URLs ------------------------------------------------------------------
+
+
+def test_an_unknown_url_is_named_the_way_openai_names_it(make_gateway: Any) -> None:
+    gw = make_gateway()
+    with pytest.raises(openai.NotFoundError) as info:
+        gw.client().post("/embeddings/nowhere", body={}, cast_to=object)
+    body: Any = info.value.body
+    assert body["message"] == "Invalid URL (POST /v1/embeddings/nowhere)"
+    assert (body["type"], body["code"]) == ("invalid_request_error", None)
+    wrong_method = httpx.get(f"{gw.base_url}/chat/completions", headers=AUTH)
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"] == {
+        "message": "Invalid URL (GET /v1/chat/completions)",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
