@@ -28,7 +28,7 @@ from server.flow import id_headers
 from server.gateway import Gateway
 from server.observe import Metrics, RequestLogWriter
 from server.observe.health import TargetHealth
-from server.openai_api import chat_completions, healthz, list_models, metrics
+from server.openai_api import chat_completions, healthz, list_models, metrics, retrieve_model
 from server.openai_wire import INTERNAL_ERROR, error_body
 from server.reload import serve_from_database
 from server.store import DATABASE_URL_ENV
@@ -144,6 +144,7 @@ def create_app(
             chat_completions,
             create_message,
             list_models,
+            retrieve_model,
             healthz,
             metrics,
             admin_router(),

@@ -6,13 +6,15 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 
+from router.errors import NoSuchModel
 from router.table import RoutingTable
 from server.flow import Door, id_headers
 from server.gateway import Gateway
 from server.openai_wire import ChatWire
 
-__all__ = ["chat_completions", "healthz", "list_models", "metrics"]
+__all__ = ["chat_completions", "healthz", "list_models", "metrics", "retrieve_model"]
 
 _encode = msgspec.json.Encoder().encode
 _chat = Door(ChatWire())
@@ -44,6 +46,25 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
         ids = [model_id for model_id in ids if model_id in key.routes]
     data = [_model(table, model_id) for model_id in ids]
     return _json({"object": "list", "data": data}, headers=id_headers(request))
+
+
+@get("/v1/models/{model_id:path}")
+async def retrieve_model(
+    request: Request[Any, Any, Any], model_id: FromPath[str]
+) -> Response[bytes]:
+    """One model any request may name: a route, or a target (its id holds a ``/``)."""
+    gateway = _gateway(request)
+    key = gateway.authorize(request.headers.get("authorization"))
+    model_id = model_id.lstrip("/")
+    table = gateway.table
+    unknown = NoSuchModel(f"The model {model_id!r} does not exist.", param="model")
+    try:
+        route = table.resolve(model_id).name
+    except NoSuchModel:
+        raise unknown from None
+    if key is not None and not key.allows(route):  # as in the list: not there for this key
+        raise unknown
+    return _json(_model(table, model_id), headers=id_headers(request))
 
 
 def _model(table: RoutingTable, model_id: str) -> dict[str, Any]:

@@ -104,6 +104,12 @@ async def test_a_key_limited_to_routes_uses_only_those(serve: Serve) -> None:
         assert refused.json()["error"]["code"] == "route_not_allowed"
     models = await gateway.http.get("/v1/models", headers=_as(secret))
     assert [m["id"] for m in models.json()["data"]] == ["chat"]
+    # a model is found by its id only if the key may use it, as in the list
+    assert (await gateway.http.get("/v1/models/chat", headers=_as(secret))).status_code == 200
+    for model in ("other", "new/a"):
+        hidden = await gateway.http.get(f"/v1/models/{model}", headers=_as(secret))
+        assert hidden.status_code == 404
+        assert hidden.json()["error"]["code"] == "model_not_found"
     # the master key still uses everything; an unknown key nothing
     assert (
         await gateway.http.post("/v1/chat/completions", json={**CHAT, "model": "other"})

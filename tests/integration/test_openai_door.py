@@ -1,5 +1,5 @@
 """What the OpenAI door promises besides the answer itself: request ids, the reset marker
-only on request, OpenAI's errors for unknown URLs and bad requests."""
+only on request, models by id, OpenAI's errors for unknown URLs and bad requests."""
 
 from __future__ import annotations
 
@@ -81,6 +81,27 @@ def test_a_client_that_did_not_ask_never_sees_a_discarded_draft(
     assert not [c for c in chunks if (getattr(c, "llmgate", None) or {}).get("reset")]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.startswith("First ") and "draft" not in text.removeprefix("First ")
+
+
+# --- models ------------------------------------------------------------------------
+
+
+def test_a_model_is_found_by_its_id_even_with_a_slash(make_gateway: Any) -> None:
+    gw = make_gateway(routes={"chat": {"targets": ["up/a", "noprefill/b/c"]}})
+    sdk = gw.client()
+    route = sdk.models.retrieve("chat")
+    assert (route.id, route.object, route.owned_by) == ("chat", "model", "llmgate")
+    target = sdk.models.retrieve("noprefill/b/c")
+    assert (target.id, target.owned_by) == ("noprefill/b/c", "noprefill")
+    assert [m.id for m in sdk.models.list()] == ["chat", "up/a", "noprefill/b/c"]
+
+
+def test_an_unknown_model_id_is_a_404_model_not_found(make_gateway: Any) -> None:
+    gw = make_gateway(routes={"chat": {"targets": ["up/a"]}})
+    with pytest.raises(openai.NotFoundError) as info:
+        gw.client().models.retrieve("nope")
+    assert info.value.code == "model_not_found"
+    assert info.value.body["type"] == "invalid_request_error"  # type: ignore[index]
 
 
 # --- unknown URLs ------------------------------------------------------------------
