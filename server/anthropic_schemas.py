@@ -155,6 +155,8 @@ def parse_messages_request(body: bytes) -> MessagesCall:
         raise _invalid(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise RequestError(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:  # the decoder's own limit, hit by a body nested absurdly deep
+        raise RequestError("The request body is nested too deeply.") from None
     messages = [{"role": "system", "content": _text(req.system)}] if req.system else []
     for i, message in enumerate(req.messages):
         if message.role == "user":

@@ -122,3 +122,94 @@ def test_an_unknown_url_is_named_the_way_openai_names_it(make_gateway: Any) -> N
         "param": None,
         "code": None,
     }
+
+
+# --- bad requests, refused as OpenAI refuses them ---------------------------------------
+
+USER = b'[{"role": "user", "content": "hi"}]'
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        (b'{"messages": ' + USER + b"}", "model", "missing_required_parameter"),
+        (b'{"model": "up/x"}', "messages", "missing_required_parameter"),
+        (b'{"model": 7, "messages": ' + USER + b"}", "model", "invalid_type"),
+        (b'{"model": "up/x", "messages": []}', "messages", "empty_array"),
+        (b'{"model": "up/x", "messages": {}}', "messages", "invalid_type"),
+        (
+            b'{"model": "up/x", "messages": [{"content": "hi"}]}',
+            "messages[0].role",
+            "missing_required_parameter",
+        ),
+        (
+            b'{"model": "up/x", "messages": [{"role": "robot", "content": "hi"}]}',
+            "messages[0].role",
+            "invalid_value",
+        ),
+        (
+            b'{"model": "up/x", "messages": [{"role": "user"}]}',
+            "messages[0].content",
+            "missing_required_parameter",
+        ),
+        (
+            b'{"model": "up/x", "messages": [{"role": "user", "content": 3}]}',
+            "messages[0].content",
+            "invalid_type",
+        ),
+        (
+            b'{"model": "up/x", "messages": [{"role": "tool", "content": "hi"}]}',
+            "messages[0].tool_call_id",
+            "missing_required_parameter",
+        ),
+        (
+            b'{"model": "up/x", "stream": "yes", "messages": ' + USER + b"}",
+            "stream",
+            "invalid_type",
+        ),
+        (b'{"model": "up/x", "n": 2, "messages": ' + USER + b"}", "n", "unsupported_value"),
+        (b"[1, 2]", None, "invalid_type"),
+    ],
+)
+def test_bad_requests_carry_openais_error_codes(
+    make_gateway: Any, body: bytes, param: str | None, code: str | None
+) -> None:
+    response = post(make_gateway(), body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [({"logprobs": True}, "logprobs"), ({"logprobs": True, "top_logprobs": 3}, "logprobs")],
+    ids=["logprobs", "top_logprobs"],
+)
+def test_log_probabilities_are_refused_rather_than_silently_null(
+    make_gateway: Any, upstream: Any, params: dict[str, Any], param: str
+) -> None:
+    gw = make_gateway()
+    with pytest.raises(openai.BadRequestError) as info:
+        gw.client().chat.completions.create(model="up/m-lp", messages=MESSAGES, **params)
+    assert (info.value.param, info.value.code) == (param, "unsupported_parameter")
+    assert "log probabilities" in info.value.message
+    assert upstream.requests_for("m-lp") == []
+    refused = post(gw, {"model": "up/m-lp", "messages": MESSAGES, "top_logprobs": 2})
+    assert refused.json()["error"]["param"] == "top_logprobs"
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/messages"])
+def test_a_body_nested_absurdly_deep_is_a_400_and_the_gateway_stays_up(
+    make_gateway: Any, path: str
+) -> None:
+    gw = make_gateway()
+    depth = 100_000
+    nested = b"[" * depth + b"]" * depth
+    for body in (
+        b'{"model": "up/x", "max_tokens": 8, "messages": ' + nested + b"}",
+        b'{"model": "up/x", "max_tokens": 8, "metadata": {"a": ' + nested + b'}, "messages": []}',
+        nested,
+    ):
+        response = post(gw, body, path)
+        assert response.status_code == 400, response.text
+    assert httpx.get(gw.base_url.removesuffix("/v1") + "/healthz").status_code == 200
