@@ -21,12 +21,15 @@ from litestar.exceptions import HTTPException
 from router.errors import LLMGateError
 from router.events import Event, Failed
 from server.anthropic_message import message_body
-from server.anthropic_schemas import MessagesCall, parse_messages_request
+from server.anthropic_schemas import decode_messages_request
+from server.anthropic_tokens import estimate_input_tokens
+from server.anthropic_translate import MessagesCall, parse_messages_request, provider_request
 from server.anthropic_wire import EventEncoder, error_body, error_status, failure_body
 from server.flow import Door, id_headers
+from server.gateway import Gateway
 from server.reply import collect
 
-__all__ = ["MESSAGES_PATH", "MessagesWire", "create_message", "http_error"]
+__all__ = ["MESSAGES_PATH", "MessagesWire", "count_tokens", "create_message", "http_error"]
 
 log = logging.getLogger("llmgate")
 _encode = msgspec.json.Encoder().encode
@@ -109,3 +112,16 @@ _HANDLERS = {LLMGateError: _llmgate_error, HTTPException: http_error, Exception:
 @post(MESSAGES_PATH, status_code=200, exception_handlers=_HANDLERS)  # type: ignore[arg-type]
 async def create_message(request: Request[Any, Any, Any]) -> Response[Any]:
     return await _messages.serve(request)
+
+
+@post(f"{MESSAGES_PATH}/count_tokens", status_code=200, exception_handlers=_HANDLERS)  # type: ignore[arg-type]
+async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """``{"input_tokens": N}``, estimated (see `server.anthropic_tokens`) for a model the
+    key may use."""
+    gateway: Gateway = request.app.state.gateway
+    key = gateway.authorize(MessagesWire.credentials(request.headers))
+    req = decode_messages_request(await request.body())
+    gateway.allowed(key, req.model)  # also: an unknown model is a 404, as for a message
+    gateway.table.resolve(req.model)
+    tokens = estimate_input_tokens(provider_request(req))
+    return _json(request, {"input_tokens": tokens}, 200)

@@ -20,7 +20,7 @@ from litestar.exceptions import (
 from providers import GatewayConfig, load_config
 from router.errors import LLMGateError
 from server.admin_api import admin_router
-from server.anthropic_api import MESSAGES_PATH, create_message, http_error
+from server.anthropic_api import MESSAGES_PATH, count_tokens, create_message, http_error
 from server.budgets import BudgetGate
 from server.dashboard import assets_ok, dashboard_routers, template_config
 from server.dashboard.live import LiveFeed
@@ -143,6 +143,7 @@ def create_app(
         route_handlers=[
             chat_completions,
             create_message,
+            count_tokens,
             list_models,
             retrieve_model,
             healthz,

@@ -484,8 +484,8 @@ def test_errors_litestar_raises_on_this_path_are_anthropic_shaped(
         "type": "error",
         "error": {"type": "invalid_request_error", "message": "Method Not Allowed"},
     }
-    with pytest.raises(anthropic.NotFoundError) as info:  # not implemented by llmgate
-        client(gw).messages.count_tokens(model="up/x", messages=MESSAGES)
+    with pytest.raises(anthropic.NotFoundError) as info:  # no such endpoint
+        client(gw).post("/v1/messages/batches", body={}, cast_to=object)
     assert info.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     # The OpenAI endpoints keep OpenAI's shape.
     assert "type" not in httpx.get(f"{gw.base_url}/chat/completions").json()
