@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anthropic
@@ -14,6 +14,7 @@ import uvicorn
 
 from providers import decode_config
 from server.app import create_app
+from tests.fakes.anthropic_upstream import AnthropicUpstream
 from tests.fakes.openai_upstream import FakeUpstream
 
 # Short timeouts and backoffs so failure tests finish in milliseconds.
@@ -28,6 +29,8 @@ FAST_POLICY: dict[str, Any] = {
     "request_timeout_s": 5.0,
 }
 KEY = "sk-test-master"
+Client = Callable[..., anthropic.Anthropic]
+"""``client(gw, **options)``: the anthropic SDK for a gateway (the ``client`` fixture)."""
 
 
 class RunningGateway:
@@ -54,9 +57,9 @@ class RunningGateway:
     def client(self, **kwargs: Any) -> openai.OpenAI:
         """The openai SDK, without its own retries unless ``max_retries`` says otherwise."""
         kwargs.setdefault("max_retries", 0)
-        client = openai.OpenAI(base_url=self.base_url, api_key=KEY, **kwargs)
-        self._clients.append(client)
-        return client
+        sdk = openai.OpenAI(base_url=self.base_url, api_key=KEY, **kwargs)
+        self._clients.append(sdk)
+        return sdk
 
     def anthropic(self, **kwargs: Any) -> anthropic.Anthropic:
         """The anthropic SDK (which appends ``/v1/messages`` to its base URL), without its
@@ -64,13 +67,13 @@ class RunningGateway:
         kwargs.setdefault("max_retries", 0)
         kwargs.setdefault("api_key", KEY)
         base_url = self.base_url.removesuffix("/v1")
-        client = anthropic.Anthropic(base_url=base_url, **kwargs)
-        self._clients.append(client)
-        return client
+        sdk = anthropic.Anthropic(base_url=base_url, **kwargs)
+        self._clients.append(sdk)
+        return sdk
 
     def stop(self) -> None:
-        for client in self._clients:
-            client.close()
+        for sdk in self._clients:
+            sdk.close()
         self._server.should_exit = True
         self._thread.join(10)
         self._sock.close()
@@ -119,3 +122,28 @@ def make_gateway(upstream: FakeUpstream) -> Iterator[Any]:
     yield make
     for gw in started:
         gw.stop()
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:  # the Messages endpoint's tests
+    """``client(gw, **options)``: an SDK client for a gateway, closed after the test."""
+    made: list[anthropic.Anthropic] = []
+
+    def make(gw: Any, **kwargs: Any) -> anthropic.Anthropic:
+        options = {"api_key": KEY, **kwargs}
+        # The SDK appends "/v1/messages" to its base URL.
+        sdk = anthropic.Anthropic(
+            base_url=gw.base_url.removesuffix("/v1"), max_retries=0, **options
+        )
+        made.append(sdk)
+        return sdk
+
+    yield make
+    for sdk in made:
+        sdk.close()
+
+
+@pytest.fixture
+def claude_upstream() -> Iterator[AnthropicUpstream]:
+    with AnthropicUpstream() as fake:
+        yield fake

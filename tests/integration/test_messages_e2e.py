@@ -4,7 +4,6 @@ its targets' providers speak)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import anthropic
@@ -13,72 +12,16 @@ import pytest
 
 from tests.fakes import anthropic_upstream as claude
 from tests.fakes.anthropic_upstream import AnthropicUpstream
-from tests.fakes.openai_upstream import Status, Stream
-
-KEY = "sk-test-master"
-MESSAGES: list[Any] = [{"role": "user", "content": "Tell me something."}]
-
-
-Client = Callable[..., anthropic.Anthropic]
-
-
-@pytest.fixture
-def client() -> Iterator[Client]:
-    """``client(gw, **options)``: an SDK client for a gateway, closed after the test."""
-    made: list[anthropic.Anthropic] = []
-
-    def make(gw: Any, **kwargs: Any) -> anthropic.Anthropic:
-        options = {"api_key": KEY, **kwargs}
-        # The SDK appends "/v1/messages" to its base URL.
-        sdk = anthropic.Anthropic(
-            base_url=gw.base_url.removesuffix("/v1"), max_retries=0, **options
-        )
-        made.append(sdk)
-        return sdk
-
-    yield make
-    for sdk in made:
-        sdk.close()
-
-
-@pytest.fixture
-def claude_upstream() -> Iterator[AnthropicUpstream]:
-    with AnthropicUpstream() as fake:
-        yield fake
-
-
-def claude_provider(fake: AnthropicUpstream) -> dict[str, Any]:
-    """A provider ``claude`` of kind ``anthropic`` in front of the fake Anthropic API."""
-    return {"claude": {"kind": "anthropic", "base_url": fake.base_url, "api_key_env": "UP_KEY"}}
-
-
-def stream_events(sdk: anthropic.Anthropic, model: str, **kwargs: Any) -> list[Any]:
-    kwargs.setdefault("messages", MESSAGES)
-    return list(sdk.messages.create(model=model, max_tokens=256, stream=True, **kwargs))
-
-
-def shown_text(events: list[Any]) -> str:
-    """Consume a stream as a UI would: append text deltas, clear on a reset marker."""
-    text = ""
-    for event in events:
-        if (getattr(event, "llmgate", None) or {}).get("reset"):
-            text = ""
-        if event.type == "content_block_delta" and event.delta.type == "text_delta":
-            text += event.delta.text
-    return text
-
-
-def post(gw: Any, body: bytes | dict[str, Any], **headers: str) -> httpx.Response:
-    headers = {"x-api-key": KEY, "content-type": "application/json", **headers}
-    url = f"{gw.base_url}/messages"
-    if isinstance(body, bytes):
-        return httpx.post(url, content=body, headers=headers)
-    return httpx.post(url, json=body, headers=headers)
-
-
-def sse_events(body: str) -> list[str]:
-    return [line.removeprefix("event: ") for line in body.splitlines() if line.startswith("event:")]
-
+from tests.fakes.openai_upstream import Stream
+from tests.integration._messages import (
+    KEY,
+    MESSAGES,
+    Client,
+    claude_provider,
+    shown_text,
+    sse_events,
+    stream_events,
+)
 
 # --- the happy paths -----------------------------------------------------------------
 
@@ -344,151 +287,6 @@ def test_tool_results_are_sent_back_as_tool_messages(
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         {"role": "user", "content": "Summarise."},
     ]
-
-
-# --- errors, in Anthropic's shape -----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        (b"{not json", None),
-        (b'{"model": "up/x", "messages": [{"role": "user", "content": "hi"}]}', "max_tokens"),
-        (b'{"model": "up/x", "max_tokens": 8, "messages": []}', "messages"),
-        (
-            b'{"model": "up/x", "max_tokens": 8, "messages": [{"role": "robot", "content": "hi"}]}',
-            "messages[0].role",
-        ),
-        (
-            b'{"model": "up/x", "max_tokens": 8, "messages": '
-            b'[{"role": "user", "content": [{"type": "document"}]}]}',
-            "messages[0].content[0].type",
-        ),
-        (
-            b'{"model": "up/x", "max_tokens": 8, "messages": '
-            b'[{"role": "user", "content": [{"type": "tool_use", "id": "c", "name": "n", '
-            b'"input": {}}]}]}',
-            "messages[0].content[0].type",
-        ),
-        (
-            b'{"model": "up/x", "max_tokens": 8, "mcp_servers": [], '
-            b'"messages": [{"role": "user", "content": "hi"}]}',
-            "mcp_servers",
-        ),
-    ],
-    ids=[
-        "not-json",
-        "no-max-tokens",
-        "no-messages",
-        "bad-role",
-        "document",
-        "misplaced",
-        "unknown",
-    ],
-)
-def test_bad_requests_get_invalid_request_errors_naming_the_field(
-    make_gateway: Any, body: bytes, field: str | None
-) -> None:
-    gw = make_gateway()
-    response = post(gw, body)
-    assert response.status_code == 400
-    payload = response.json()
-    assert payload["type"] == "error" and payload["error"]["type"] == "invalid_request_error"
-    if field is not None:
-        assert payload["error"]["message"].startswith(f"{field}: ")
-
-
-def test_sdk_raises_bad_request_error_for_a_bad_field(client: Client, make_gateway: Any) -> None:
-    gw = make_gateway()
-    with pytest.raises(anthropic.BadRequestError) as info:
-        client(gw).messages.create(model="up/x", max_tokens=0, messages=MESSAGES)
-    assert info.value.body["error"]["message"].startswith("max_tokens: ")  # type: ignore[index]
-
-
-def test_wrong_key_raises_authentication_error(client: Client, make_gateway: Any) -> None:
-    gw = make_gateway()
-    with pytest.raises(anthropic.AuthenticationError) as info:
-        client(gw, api_key="wrong").messages.create(model="up/x", max_tokens=8, messages=MESSAGES)
-    assert info.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
-    response = httpx.post(
-        f"{gw.base_url}/messages", json={"model": "up/x", "max_tokens": 8, "messages": MESSAGES}
-    )
-    assert response.status_code == 401
-    assert response.json()["error"]["type"] == "authentication_error"
-
-
-def test_a_bearer_token_is_accepted_too(client: Client, make_gateway: Any, upstream: Any) -> None:
-    upstream.script("m-bearer", Stream(["ok"]))
-    gw = make_gateway()
-    message = client(gw, api_key=None, auth_token=KEY).messages.create(
-        model="up/m-bearer", max_tokens=8, messages=MESSAGES
-    )
-    assert message.content[0].text == "ok"  # type: ignore[union-attr]
-    body = {"model": "up/m-bearer", "max_tokens": 8, "messages": MESSAGES}
-    headers = {"authorization": f"Bearer {KEY}"}
-    response = httpx.post(f"{gw.base_url}/messages", json=body, headers=headers)
-    assert response.status_code == 200 and response.json()["content"][0]["text"] == "ok"
-
-
-def test_unknown_model_raises_not_found_error(client: Client, make_gateway: Any) -> None:
-    gw = make_gateway()
-    with pytest.raises(anthropic.NotFoundError) as info:
-        client(gw).messages.create(model="nope", max_tokens=8, messages=MESSAGES)
-    assert info.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["message", "stream"])
-def test_rate_limited_everywhere_raises_rate_limit_error(
-    client: Client, make_gateway: Any, upstream: Any, stream: bool
-) -> None:
-    upstream.script("m-429a", Status(429, headers={"retry-after": "60"}))
-    upstream.script("m-429b", Status(429, headers={"retry-after": "60"}))
-    gw = make_gateway(routes={"chat": {"targets": ["up/m-429a", "up/m-429b"]}})
-    with pytest.raises(anthropic.RateLimitError) as info:
-        client(gw).messages.create(model="chat", max_tokens=8, messages=MESSAGES, stream=stream)
-    body: Any = info.value.body
-    assert body["error"]["type"] == "rate_limit_error"
-    assert [a["target"] for a in body["llmgate"]["attempts"]] == ["up/m-429a", "up/m-429b"]
-
-
-def test_every_target_down_raises_an_api_error(
-    client: Client, make_gateway: Any, upstream: Any
-) -> None:
-    upstream.script("m-down", Status(503))
-    gw = make_gateway(routes={"chat": {"targets": ["up/m-down"], "max_retries": 0}})
-    with pytest.raises(anthropic.InternalServerError) as info:
-        client(gw).messages.create(model="chat", max_tokens=8, messages=MESSAGES)
-    assert info.value.status_code == 502
-    assert info.value.body["error"]["type"] == "api_error"  # type: ignore[index]
-
-
-def test_every_target_overloaded_raises_overloaded_error(
-    client: Client, make_gateway: Any, upstream: Any
-) -> None:
-    upstream.script("m-busy", Status(529))
-    gw = make_gateway(routes={"chat": {"targets": ["up/m-busy"], "max_retries": 0}})
-    with pytest.raises(anthropic.OverloadedError) as info:
-        client(gw).messages.create(model="chat", max_tokens=8, messages=MESSAGES)
-    assert info.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
-
-
-def test_errors_litestar_raises_on_this_path_are_anthropic_shaped(
-    client: Client, make_gateway: Any
-) -> None:
-    gw = make_gateway()
-    too_large = post(gw, b"x" * (11 * 1024 * 1024))
-    wrong_method = httpx.get(f"{gw.base_url}/messages", headers={"x-api-key": KEY})
-    assert (too_large.status_code, wrong_method.status_code) == (413, 405)
-    assert too_large.json()["error"]["type"] == "request_too_large"
-    assert wrong_method.json() == {
-        "type": "error",
-        "error": {"type": "invalid_request_error", "message": "Method Not Allowed"},
-    }
-    with pytest.raises(anthropic.NotFoundError) as info:  # no such endpoint
-        client(gw).post("/v1/messages/batches", body={}, cast_to=object)
-    assert info.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
-    # The OpenAI endpoints keep OpenAI's shape.
-    assert "type" not in httpx.get(f"{gw.base_url}/chat/completions").json()
 
 
 # --- failures after the first token -------------------------------------------------
