@@ -29,6 +29,8 @@ from router.events import (
     Done,
     Event,
     Failed,
+    ReasoningDelta,
+    RefusalDelta,
     Reset,
     StreamSwitch,
     TextDelta,
@@ -307,6 +309,17 @@ class LLMGate:
                         reset=reset,
                     )
                     failed, resumed, reset = [], False, False
+                elif kind is ReasoningDelta or kind is RefusalDelta:
+                    provider, _, model = target.partition("/")
+                    text = event.text  # type: ignore[union-attr]
+                    yield StreamChunk(
+                        reasoning=text if kind is ReasoningDelta else "",
+                        refusal=text if kind is RefusalDelta else "",
+                        model=model,
+                        provider=provider,
+                        fallback_attempts=failed,
+                    )
+                    failed = []
                 elif kind is AttemptStarted:
                     target = event.target  # type: ignore[union-attr]
                 elif kind is AttemptFailed:
@@ -344,8 +357,10 @@ class LLMGate:
             tool_calls=outcome.tool_calls,
             record=done.record,
             fallback_attempts=[a.target for a in done.record.attempts if a.outcome == "failed"],
+            reasoning=outcome.reasoning,
+            refusal=outcome.refusal,
         )
-        if call.response_format is not None:
+        if call.response_format is not None and not outcome.refusal:
             response.parsed = _structured.parse(call.response_format, outcome.text)
         return response
 

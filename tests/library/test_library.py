@@ -189,6 +189,21 @@ def test_all_targets_failing_lists_errors_in_order_even_after_partial_text(
     assert rate_limited.upstream_status == 429
 
 
+def test_reasoning_and_refusals_arrive_apart_from_the_answer_text(
+    gate: LLMGate, upstream: FakeUpstream
+) -> None:
+    upstream.script("think", Stream(["Paris."], reasoning=["Capital", " of France."]))
+    chunks = list(gate.stream("p/think", MESSAGES))
+    assert "".join(c.reasoning for c in chunks) == "Capital of France."
+    assert shown(chunks) == "Paris."
+    whole = gate.completion("p/think", MESSAGES)
+    assert (whole.text, whole.reasoning) == ("Paris.", "Capital of France.")
+
+    upstream.script("refuse", Stream([], refusal=["I can't help with that."]))
+    refused = gate.completion("p/refuse", MESSAGES)
+    assert (refused.text, refused.refusal) == ("", "I can't help with that.")
+
+
 def test_all_providers_failed_has_one_error_per_target_and_every_attempt_beside(
     upstream: FakeUpstream,
 ) -> None:
