@@ -39,7 +39,7 @@ def completion(
     model: str | list[str], messages: list[dict[str, Any]], *, stream: bool = False, **options: Any
 ) -> CompletionResponse | Iterator[StreamChunk]:
     """One call with a throwaway `LLMGate`. Options: ``stream_fallback_mode``
-    (restart | prefill | user_turn | terminate; default restart),
+    (prefill | user_turn | restart | terminate; default prefill),
     ``stream_resume_prompt``, ``response_format``, ``fallback_on``, ``api_key``,
     ``api_base``, and request parameters (``temperature``, ``max_tokens``, ``tools``...).
     """

@@ -29,6 +29,8 @@ from router.events import (
     Done,
     Event,
     Failed,
+    ReasoningDelta,
+    RefusalDelta,
     Reset,
     StreamSwitch,
     TextDelta,
@@ -279,9 +281,11 @@ class LLMGate:
             table = RoutingTable(providers, {plan.route: plan.policy})
             request = ProviderRequest(call.messages, params)
             request_id = "lib-" + os.urandom(8).hex()
-            async for batch in self._engine.stream(
-                table, plan.route, request, request_id=request_id
-            ):
+            # `StreamChunk.reset` tells library users to discard what they showed.
+            events = self._engine.stream(
+                table, plan.route, request, request_id=request_id, accept_reset=True
+            )
+            async for batch in events:
                 yield batch
 
     async def _stream(self, call: Call) -> AsyncIterator[StreamChunk]:
@@ -305,6 +309,17 @@ class LLMGate:
                         reset=reset,
                     )
                     failed, resumed, reset = [], False, False
+                elif kind is ReasoningDelta or kind is RefusalDelta:
+                    provider, _, model = target.partition("/")
+                    text = event.text  # type: ignore[union-attr]
+                    yield StreamChunk(
+                        reasoning=text if kind is ReasoningDelta else "",
+                        refusal=text if kind is RefusalDelta else "",
+                        model=model,
+                        provider=provider,
+                        fallback_attempts=failed,
+                    )
+                    failed = []
                 elif kind is AttemptStarted:
                     target = event.target  # type: ignore[union-attr]
                 elif kind is AttemptFailed:
@@ -342,18 +357,24 @@ class LLMGate:
             tool_calls=outcome.tool_calls,
             record=done.record,
             fallback_attempts=[a.target for a in done.record.attempts if a.outcome == "failed"],
+            reasoning=outcome.reasoning,
+            refusal=outcome.refusal,
         )
-        if call.response_format is not None:
+        if call.response_format is not None and not outcome.refusal:
             response.parsed = _structured.parse(call.response_format, outcome.text)
         return response
 
 
 def _error(failed: Failed, policy: RoutePolicy) -> LLMGateError:
-    """A failure no target could fix is raised as itself; otherwise every target failed."""
-    last = failed.errors[-1][1] if failed.errors else failed.error
-    if isinstance(last, ProviderError) and (
-        not last.fallback
-        or (policy.fallback_on is not None and last.reason not in policy.fallback_on)
+    """A failure that ended the request by itself (content policy, outside
+    ``fallback_on``, the total timeout) is raised as itself; otherwise every target
+    failed."""
+    error = failed.error
+    if isinstance(error, ProviderError) and (
+        not error.fallback
+        or (policy.fallback_on is not None and error.reason not in policy.fallback_on)
     ):
-        return last
+        return error
+    if not failed.errors and isinstance(error, LLMGateError):
+        return error  # nothing was tried: every target's breaker was open
     return AllProvidersFailedError(list(failed.errors), partial=failed.partial)

@@ -20,9 +20,13 @@ class StreamChunk(msgspec.Struct, kw_only=True):
     that failed before in ``fallback_attempts``; a continuation (``prefill`` or
     ``user_turn``) marks its first chunk ``resumed_from_partial``; a ``restart`` after
     text was shown marks its first chunk ``reset``: discard what was shown so far.
+    ``reasoning`` and ``refusal`` carry the model's reasoning and its refusal to answer,
+    which are never part of ``delta``.
     """
 
     delta: str = ""
+    reasoning: str = ""
+    refusal: str = ""
     model: str | None = None
     provider: str | None = None
     finish_reason: str | None = None
@@ -34,7 +38,8 @@ class StreamChunk(msgspec.Struct, kw_only=True):
 
 
 class CompletionResponse(msgspec.Struct, kw_only=True):
-    """A whole answer. ``parsed`` holds the ``response_format`` object, if one was asked."""
+    """A whole answer. ``parsed`` holds the ``response_format`` object, if one was asked;
+    ``reasoning`` the model's reasoning and ``refusal`` its refusal, apart from the text."""
 
     text: str
     model: str
@@ -45,6 +50,8 @@ class CompletionResponse(msgspec.Struct, kw_only=True):
     fallback_attempts: list[str] = msgspec.field(default_factory=list)
     record: RequestRecord | None = None
     parsed: Any = None
+    reasoning: str = ""
+    refusal: str = ""
 
     @property
     def content(self) -> str:

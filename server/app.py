@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -172,10 +173,30 @@ def create_app(
     return app
 
 
+def _freeze_startup_objects() -> None:
+    """Move what is alive once the worker has started into the GC's permanent generation.
+
+    Start-up leaves ~150,000 tracked objects that live as long as the process (1,300
+    modules: litestar, SQLAlchemy, alembic, jinja2...). Every full (generation 2)
+    collection walked them all: 150-200 ms with the event loop stopped, every few
+    seconds under load, which made the p99 time to first token 5-7x its p50. Frozen,
+    they are never walked again (a full collection then takes 3-6 ms); what requests
+    allocate is collected as before. Collecting first keeps start-up garbage out of the
+    frozen set; a frozen object is still freed by reference counting, only a cycle of
+    them that becomes garbage later is kept (a one-off, bounded by start-up).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_env() -> Litestar:
     """Factory for `llmgate serve` workers: the CLI validated the file, migrated the
     database, and passes the file's path and the database's URL."""
-    return create_app(
+    app = create_app(
         load_config(os.environ["LLMGATE_CONFIG"]),
         database_url=os.environ.get(DATABASE_URL_ENV),
     )
+    # Serving workers only (after the lifespan has opened the store): tests build
+    # many apps in one process and must not freeze each other's objects.
+    app.on_startup.append(_freeze_startup_objects)
+    return app

@@ -108,7 +108,7 @@ class Wire(Protocol[C]):
 
 def accepts_reset(headers: Headers) -> bool:
     """Whether the client discards what it showed on llmgate's reset marker."""
-    return headers.get(ACCEPT_RESET, "").strip().lower() in ("1", "true")
+    return headers.get(ACCEPT_RESET, "").strip().lower() in ("1", "true", "yes")
 
 
 def id_headers(request: Request[Any, Any, Any], also: str | None = None) -> dict[str, str]:

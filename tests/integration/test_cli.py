@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -13,6 +14,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from litestar.testing import TestClient
+
+from server.app import app_from_env
+from server.store import DATABASE_URL_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.toml"
@@ -171,3 +176,21 @@ def test_serve_with_two_workers_streams_the_example_route(
         pytest.raises(openai.AuthenticationError),
     ):
         wrong.models.list()
+
+
+def test_serving_workers_freeze_what_start_up_leaves_out_of_the_gc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Full collections over the objects start-up leaves (imports, the store) stalled
+    serving for 150-200 ms every few seconds; a `llmgate serve` worker freezes them
+    once its lifespan has started (tests' own apps do not)."""
+    monkeypatch.setenv("LLMGATE_CONFIG", str(EXAMPLE))
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    app = app_from_env()
+    assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(app) as client:  # runs the lifespan
+            assert gc.get_freeze_count() > 0
+            assert client.get("/healthz").status_code == 200
+    finally:
+        gc.unfreeze()

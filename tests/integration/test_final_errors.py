@@ -67,9 +67,6 @@ def test_every_target_without_the_model_is_a_404_model_not_found(
     assert upstream_calls(upstream, "gone-1", "gone-2") == 4
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs the engine to set Failed.retry_after (router.decide, issue #11)"
-)
 @pytest.mark.parametrize("path", ["/chat/completions", "/messages"])
 def test_the_deciding_retry_after_is_passed_on_in_seconds_and_milliseconds(
     make_gateway: Any, upstream: Any, path: str

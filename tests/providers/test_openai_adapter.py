@@ -26,7 +26,15 @@ from router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from router.events import Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from router.events import (
+    Chunk,
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from router.provider import AttemptOptions, ProviderRequest
 from tests.fakes.openai_upstream import End, FakeUpstream, Reset, Status, Stream
 
@@ -338,3 +346,30 @@ async def test_many_concurrent_streams_each_get_their_own_answer(
         f"answer {i}" for i in range(40)
     ]
     assert 1 < upstream.connections <= 40
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+async def test_reasoning_deltas_are_reasoning_not_answer_text(
+    provider: OpenAIProvider, upstream: FakeUpstream, field: str
+) -> None:
+    upstream.script(
+        "gpt-test", Stream(["Paris."], reasoning=["The user", " asks."], reasoning_field=field)
+    )
+    chunks = [c for batch in await collect(provider) for c in batch]
+    assert [c for c in chunks if isinstance(c, ReasoningDelta)] == [
+        ReasoningDelta("The user"),
+        ReasoningDelta(" asks."),
+    ]
+    assert text_of(chunks) == "Paris."
+
+
+async def test_a_refusal_is_its_own_delta_not_empty_text(
+    provider: OpenAIProvider, upstream: FakeUpstream
+) -> None:
+    upstream.script("gpt-test", Stream([], refusal=["I can't", " help with that."]))
+    chunks = [c for batch in await collect(provider) for c in batch]
+    assert [c for c in chunks if isinstance(c, RefusalDelta)] == [
+        RefusalDelta("I can't"),
+        RefusalDelta(" help with that."),
+    ]
+    assert text_of(chunks) == ""
