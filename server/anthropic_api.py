@@ -18,6 +18,7 @@ from litestar import Request, Response, post
 from litestar.datastructures import Headers
 from litestar.exceptions import HTTPException
 
+from router.collect import fold
 from router.errors import LLMGateError
 from router.events import Event, Failed
 from server.anthropic_message import message_body
@@ -27,7 +28,6 @@ from server.anthropic_translate import MessagesCall, parse_messages_request, pro
 from server.anthropic_wire import EventEncoder, error_body, error_status, failure_body
 from server.flow import Door, id_headers
 from server.gateway import Gateway
-from server.reply import collect
 
 __all__ = ["MESSAGES_PATH", "MessagesWire", "count_tokens", "create_message", "http_error"]
 
@@ -61,10 +61,10 @@ class MessagesWire:
 
     @staticmethod
     def collect(call: MessagesCall, request_id: str, batches: list[list[Event]]) -> dict[str, Any]:
-        reply = collect(batches)
-        if isinstance(reply, Failed):  # the flow hands over finished answers only
+        answer = fold(batches)
+        if isinstance(answer, Failed):  # the flow hands over finished answers only
             raise RuntimeError("collect() of a failed request")
-        return message_body(request_id, reply)
+        return message_body(request_id, answer)
 
     @staticmethod
     def failure(failed: Failed) -> tuple[int, dict[str, Any]]:

@@ -6,23 +6,21 @@ from typing import Any
 
 import msgspec
 
-from router.collect import ToolCall
+from router.collect import Answer, ToolCall
 from server.anthropic_wire import record_json, stop_reason, usage_json
 from server.flow import answered_model
-from server.reply import Reply
 
 __all__ = ["message_body"]
 
 
-def message_body(message_id: str, reply: Reply) -> dict[str, Any]:
-    answer = reply.answer
+def message_body(message_id: str, answer: Answer) -> dict[str, Any]:
     done = answer.done
     content: list[dict[str, Any]] = []
-    if reply.reasoning or reply.signature:
-        thinking = {"type": "thinking", "thinking": reply.reasoning}
-        content.append({**thinking, "signature": reply.signature or ""})
+    if answer.reasoning or answer.reasoning_signature:
+        thinking = {"type": "thinking", "thinking": answer.reasoning}
+        content.append({**thinking, "signature": answer.reasoning_signature or ""})
     # A refusal is the answer's text: Anthropic has no other place for it.
-    text = answer.text + reply.refusal
+    text = answer.text + answer.refusal
     if text:
         content.append({"type": "text", "text": text})
     for index, call in enumerate(answer.tool_calls):
@@ -33,7 +31,7 @@ def message_body(message_id: str, reply: Reply) -> dict[str, Any]:
         "role": "assistant",
         "model": answered_model(done.model),
         "content": content,
-        "stop_reason": stop_reason(done.finish_reason, refused=bool(reply.refusal)),
+        "stop_reason": stop_reason(done.finish_reason, refused=bool(answer.refusal)),
         "stop_sequence": None,
         "usage": usage_json(done.usage),
         "llmgate": record_json(done.record),

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 from litestar.datastructures import Headers
 
+from router.collect import Answer, fold
 from router.errors import LLMGateError
 from router.events import (
     AttemptStarted,
@@ -41,7 +42,6 @@ from router.events import (
     Usage,
 )
 from server.flow import answered_model, describe_failure
-from server.reply import Reply, collect
 from server.schemas import ChatCall, parse_chat_request
 
 __all__ = ["INTERNAL_ERROR", "ChatWire", "ChunkEncoder", "error_body"]
@@ -206,16 +206,15 @@ def _usage(usage: Usage) -> dict[str, Any]:
     return body
 
 
-def _completion(request_id: str, reply: Reply) -> dict[str, Any]:
-    answer = reply.answer
+def _completion(request_id: str, answer: Answer) -> dict[str, Any]:
     done = answer.done
     message: dict[str, Any] = {
         "role": "assistant",
         "content": answer.text or None,
-        "refusal": reply.refusal or None,
+        "refusal": answer.refusal or None,
     }
-    if reply.reasoning:
-        message["reasoning_content"] = reply.reasoning
+    if answer.reasoning:
+        message["reasoning_content"] = answer.reasoning
     if answer.tool_calls:
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -255,10 +254,10 @@ class ChatWire:
 
     @staticmethod
     def collect(call: ChatCall, request_id: str, batches: list[list[Event]]) -> dict[str, Any]:
-        reply = collect(batches)
-        if isinstance(reply, Failed):  # the flow hands over finished answers only
+        answer = fold(batches)
+        if isinstance(answer, Failed):  # the flow hands over finished answers only
             raise RuntimeError("collect() of a failed request")
-        return _completion(request_id, reply)
+        return _completion(request_id, answer)
 
     @staticmethod
     def failure(failed: Failed) -> tuple[int, dict[str, Any]]:
