@@ -188,6 +188,10 @@ class EventEncoder:
                     self._text(out, text)
                 case AttemptStarted(target=target):
                     self._answering = target
+                    if self._open == _THINKING:
+                        # Another attempt's reasoning is a block of its own: a thinking
+                        # block's signature covers the reasoning of one answer only.
+                        self._close(out)
                 case StreamSwitch(switch=switch):
                     self._pending = {"switch": switch}
                 case Reset(switch=switch):

@@ -118,3 +118,25 @@ def test_messages_say_a_refusal_is_one(make_gateway: Any, upstream: Any, stream:
         message = sdk.messages.create(model="up/m-refuse", max_tokens=64, messages=MESSAGES)
     assert message.stop_reason == "refusal"
     assert [(b.type, b.text) for b in message.content] == [("text", "I can't help with that.")]  # type: ignore[union-attr]
+
+
+def test_reasoning_of_an_attempt_that_failed_stays_a_block_of_its_own(
+    make_gateway: Any, upstream: Any
+) -> None:
+    upstream.script(
+        "m-again",
+        Stream(["lost"], reasoning=["First thoughts."], end="cut", after=0),
+        Stream(["Paris."], reasoning=["Second thoughts."]),
+    )
+    gw = make_gateway()
+    with gw.anthropic().messages.stream(
+        model="up/m-again", max_tokens=64, messages=MESSAGES
+    ) as events:
+        message = events.get_final_message()
+    assert [
+        (b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in message.content
+    ] == [
+        ("thinking", "First thoughts."),
+        ("thinking", "Second thoughts."),
+        ("text", "Paris."),
+    ]
