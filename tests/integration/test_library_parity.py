@@ -20,6 +20,11 @@ def test_library_and_service_give_the_same_answer(make_gateway: Any, upstream: A
         "targets": ["up/par-a", "noprefill/par-b"],
         "stream_fallback_mode": "prefill",
         "max_retries": 1,
+        # No timeout is exercised here: generous ones, so that a loaded machine (a long
+        # GC pause in a process that ran hundreds of tests) cannot add an attempt.
+        "first_token_timeout_s": 5.0,
+        "stall_timeout_s": 5.0,
+        "request_timeout_s": 30.0,
     }
 
     gw = make_gateway(routes={"chat": route})
