@@ -52,7 +52,9 @@ class Stream(msgspec.Struct, frozen=True):
     - ``error_event``: an ``error`` event of ``error_type``, then the body ends.
 
     ``tool_uses`` are ``(id, name, input_json)``, streamed after the text as
-    ``input_json_delta`` pieces; ``stop_reason`` then defaults to ``tool_use``.
+    ``input_json_delta`` pieces; ``stop_reason`` then defaults to ``tool_use``. With
+    ``tool_after``, the text is sent whole and the stream ends as ``end`` says after that
+    many pieces of the tool uses' input: a cut in the middle of a tool call.
     ``thinking`` adds a thinking block first (which is not answer text).
     """
 
@@ -69,6 +71,7 @@ class Stream(msgspec.Struct, frozen=True):
     cache_creation_input_tokens: int = 0
     error_type: str = "overloaded_error"
     error_message: str = "Overloaded"
+    tool_after: int | None = None
 
 
 Behaviour = Stream | Status | Reset | Hang
@@ -148,32 +151,17 @@ class AnthropicUpstream(FakeUpstream):
         if text_block:
             await out.send(_block(index, {"type": "text", "text": ""}))
             await out.send(_sse({"type": "ping"}))
-        pieces = s.text if s.after is None else s.text[: s.after]
+        pieces = s.text if s.after is None or s.tool_after is not None else s.text[: s.after]
         for i, piece in enumerate(pieces):
             await out.send(
                 _delta(index, {"type": "text_delta", "text": piece}), s.delay_s if i else 0
             )
-        match s.end:
-            case "cut":
-                await out.flush()
-                return False
-            case "stall":
-                await out.flush()
-                await _until_client_leaves(reader)
-                return False
-            case "malformed":
-                await out.send(_frame(b"event: content_block_delta\ndata: {not json\n\n"))
-                await out.flush()
-                return False
-            case "error_event":
-                event = error_body(s.error_type, s.error_message)
-                del event["request_id"]
-                await out.send(_sse(event) + b"0\r\n\r\n")
-                await out.flush()
-                return True
+        if s.tool_after is None and s.end not in ("done", "no_stop"):
+            return await _end_early(reader, out, s)
         if text_block:
             await out.send(_sse({"type": "content_block_stop", "index": index}))
             index += 1
+        sent = 0
         for call_id, name, arguments in s.tool_uses or []:
             await out.send(
                 _block(index, {"type": "tool_use", "id": call_id, "name": name, "input": {}})
@@ -181,6 +169,9 @@ class AnthropicUpstream(FakeUpstream):
             await out.send(_delta(index, {"type": "input_json_delta", "partial_json": ""}))
             step = max(len(arguments) // 3, 1)
             for i in range(0, len(arguments), step):
+                if sent == s.tool_after:
+                    return await _end_early(reader, out, s)
+                sent += 1
                 piece = arguments[i : i + step]
                 await out.send(_delta(index, {"type": "input_json_delta", "partial_json": piece}))
             await out.send(_sse({"type": "content_block_stop", "index": index}))
@@ -198,6 +189,28 @@ class AnthropicUpstream(FakeUpstream):
         await out.send(b"0\r\n\r\n")
         await out.flush()
         return True
+
+
+async def _end_early(reader: asyncio.StreamReader, out: Pacer, s: Stream) -> bool:
+    """End a stream before ``message_delta`` as ``s.end`` says; False if the connection
+    is unusable."""
+    match s.end:
+        case "stall":
+            await out.flush()
+            await _until_client_leaves(reader)
+            return False
+        case "malformed":
+            await out.send(_frame(b"event: content_block_delta\ndata: {not json\n\n"))
+            await out.flush()
+            return False
+        case "error_event":
+            event = error_body(s.error_type, s.error_message)
+            del event["request_id"]
+            await out.send(_sse(event) + b"0\r\n\r\n")
+            await out.flush()
+            return True
+    await out.flush()  # "cut"
+    return False
 
 
 def _block(index: int, block: dict[str, Any]) -> bytes:

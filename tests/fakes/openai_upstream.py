@@ -11,7 +11,9 @@ over a real client) and sync tests (the ``openai`` SDK against a gateway) share 
         assert upstream.requests_for("gpt-x")[0]["stream"] is True
 
 Each request for a model pops the next scripted behaviour; the last one repeats
-forever. A model that was never scripted answers 404 ``model_not_found``.
+forever. A model that was never scripted answers 404 ``model_not_found``. A model can
+instead be answered by a function of the request (`FakeUpstream.respond`), as a model
+answers what it is asked: a continuation for a prefill, the whole answer for a retry.
 
 The other providers' fakes subclass it: where the model is named (`_model_of`), the
 error body (`_error_body`) and the streamed answer (`_stream`) are theirs.
@@ -25,6 +27,7 @@ import json
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Literal
@@ -52,7 +55,14 @@ class Stream(msgspec.Struct, frozen=True):
     - ``error_event``: an in-band ``{"error": ...}`` event, then the body ends.
 
     ``tool_calls`` are ``(id, name, arguments_json)``, streamed after the text as
-    OpenAI's incremental deltas; ``finish_reason`` then defaults to ``tool_calls``.
+    OpenAI's incremental deltas (a start with the id and name, then the arguments in
+    three pieces); ``finish_reason`` then defaults to ``tool_calls``. With
+    ``tool_after``, the text is sent whole and the stream ends as ``end`` says after that
+    many pieces of the tool calls' arguments: a cut in the middle of a tool call.
+
+    ``reasoning`` pieces come first, one ``delta.reasoning_content`` each (DeepSeek's
+    field; ``reasoning_field`` names another, such as vLLM's ``reasoning``). ``refusal``
+    pieces come after the text, one ``delta.refusal`` each, as OpenAI sends a refusal.
     """
 
     text: list[str]
@@ -63,6 +73,10 @@ class Stream(msgspec.Struct, frozen=True):
     usage: bool = True
     tool_calls: list[tuple[str, str, str]] | None = None
     finish_reason: str | None = None
+    tool_after: int | None = None
+    reasoning: list[str] | None = None
+    reasoning_field: str = "reasoning_content"
+    refusal: list[str] | None = None
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -82,6 +96,9 @@ class Hang(msgspec.Struct, frozen=True):
 
 
 Behaviour = Stream | Status | Reset | Hang
+
+Responder = Callable[[dict[str, Any]], Any]
+"""Chooses the behaviour for one request from its decoded JSON body."""
 
 _ERROR_KINDS = {
     400: ("invalid_request_error", "invalid_request"),
@@ -151,6 +168,7 @@ class FakeUpstream:
         """TCP connections accepted so far (keep-alive reuse keeps this low)."""
         self.port = 0
         self._scripts: dict[str, list[Behaviour]] = {}
+        self._responders: dict[str, Responder] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,6 +186,11 @@ class FakeUpstream:
             raise ValueError("script() needs at least one behaviour")
         with self._lock:
             self._scripts[model] = list(behaviours)
+
+    def respond(self, model: str, responder: Responder) -> None:
+        """Answer every request for ``model`` with ``responder(request_body)``."""
+        with self._lock:
+            self._responders[model] = responder
 
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -279,9 +302,12 @@ class FakeUpstream:
             self.paths.append(target)
             self._models.append(model or "")
             script = self._scripts.get(model) if model is not None else None
+            responder = self._responders.get(model) if model is not None else None
             behaviour: Behaviour = (
                 (script.pop(0) if len(script) > 1 else script[0]) if script else Status(404)
             )
+        if responder is not None:
+            behaviour = responder(data)
         keep_alive = headers.get("connection", "").lower() != "close"
         match behaviour:
             case Status():
@@ -336,33 +362,16 @@ class FakeUpstream:
         send, flush = out.send, out.flush
         await send(SSE_HEAD)
         await send(chunk({"role": "assistant", "content": ""}), s.first_delay_s)
-        pieces = s.text if s.after is None else s.text[: s.after]
+        for piece in s.reasoning or []:
+            await send(chunk({"content": None, s.reasoning_field: piece}))
+        pieces = s.text if s.after is None or s.tool_after is not None else s.text[: s.after]
         for i, piece in enumerate(pieces):
             await send(chunk({"content": piece}), s.delay_s if i else 0.0)
-        match s.end:
-            case "cut":
-                await flush()
-                return False
-            case "stall":
-                await flush()
-                await _until_client_leaves(reader)
-                return False
-            case "malformed":
-                await send(_frame(b"data: {not json\n\n"))
-                await flush()
-                return False
-            case "no_done":
-                await send(b"0\r\n\r\n")
-                await flush()
-                return True
-            case "error_event":
-                error = {
-                    "message": "The server had an error while processing your request.",
-                    "type": "server_error",
-                }
-                await send(_event({"error": error}) + b"0\r\n\r\n")
-                await flush()
-                return True
+        if s.tool_after is None and s.end != "done":
+            return await _end_early(reader, out, s.end)
+        for piece in s.refusal or []:
+            await send(chunk({"refusal": piece}))
+        sent = 0
         for index, (call_id, name, arguments) in enumerate(s.tool_calls or []):
             start = {
                 "index": index,
@@ -373,8 +382,11 @@ class FakeUpstream:
             await send(chunk({"tool_calls": [start]}))
             step = max(len(arguments) // 3, 1)
             for i in range(0, len(arguments), step):
+                if sent == s.tool_after:
+                    return await _end_early(reader, out, s.end)
                 part = {"index": index, "function": {"arguments": arguments[i : i + step]}}
                 await send(chunk({"tool_calls": [part]}))
+                sent += 1
         finish = s.finish_reason or ("tool_calls" if s.tool_calls else "stop")
         tail = chunk({}, finish)
         options = request.get("stream_options") or {}
@@ -389,6 +401,33 @@ class FakeUpstream:
         await send(tail + _frame(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         await flush()
         return True
+
+
+async def _end_early(reader: asyncio.StreamReader, out: Pacer, end: End) -> bool:
+    """End a stream before its finish as ``end`` says; False if the connection is unusable."""
+    match end:
+        case "stall":
+            await out.flush()
+            await _until_client_leaves(reader)
+            return False
+        case "malformed":
+            await out.send(_frame(b"data: {not json\n\n"))
+            await out.flush()
+            return False
+        case "no_done":
+            await out.send(b"0\r\n\r\n")
+            await out.flush()
+            return True
+        case "error_event":
+            error = {
+                "message": "The server had an error while processing your request.",
+                "type": "server_error",
+            }
+            await out.send(_event({"error": error}) + b"0\r\n\r\n")
+            await out.flush()
+            return True
+    await out.flush()  # "cut"
+    return False
 
 
 async def _until_client_leaves(reader: asyncio.StreamReader) -> None:
