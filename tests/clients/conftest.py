@@ -77,5 +77,30 @@ def run_node(script: str, payload: dict[str, Any], timeout_s: float = 40.0) -> d
     return result
 
 
-def node_payload(world: World, scenario_names: list[str], **extra: Any) -> dict[str, Any]:
-    return {"baseUrl": world.base_url, "apiKey": KEY, "scenarios": scenario_names, **extra}
+NODE_SCENARIOS: list[dict[str, str]] = [
+    {"id": "cut", "run": "text", "route": "cut"},
+    {"id": "cut-restart", "run": "text", "route": "cut-restart"},
+    {"id": "tool-cut", "run": "toolCall", "route": "tool-cut"},
+    {"id": "dead", "run": "failure", "route": "dead"},
+    {"id": "gone", "run": "failure", "route": "gone"},
+    {"id": "limited", "run": "failure", "route": "limited"},
+    {"id": "thinker", "run": "reasoning", "route": "thinker"},
+    {"id": "refuser-stream", "run": "refusalStream", "route": "refuser"},
+]
+"""What a Node script is asked to run: ``runs[run](route)``, reported under ``id``."""
+
+
+def run_node_scenarios(
+    world: World, script: str, jobs: list[dict[str, str]], **extra: Any
+) -> dict[str, Any]:
+    """Run every scenario in one Node process (they run concurrently, on their own
+    routes); returns each one's result by id."""
+    payload = {
+        "baseUrl": world.base_url,
+        "apiKey": KEY,
+        "question": scenarios.QUESTION,
+        "tool": scenarios.WEATHER_TOOL,
+        "scenarios": jobs,
+        **extra,
+    }
+    return run_node(script, payload)

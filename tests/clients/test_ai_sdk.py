@@ -1,0 +1,86 @@
+"""The Vercel AI SDK (``ai`` with ``@ai-sdk/openai-compatible``) at its default retry
+settings, through llmgate: every scenario runs in one Node process
+(tests/clients/node/ai_sdk.mjs) and the tests read what ``streamText`` gave.
+
+``@ai-sdk/openai-compatible`` is what the AI SDK documents for an OpenAI-compatible
+endpoint: it speaks chat completions (``@ai-sdk/openai``'s default model speaks OpenAI's
+Responses API) and reads ``reasoning_content``, which ``@ai-sdk/openai``'s chat model
+drops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.clients.conftest import NODE_SCENARIOS, World, run_node_scenarios
+from tests.clients.scenarios import ANSWER, DEAD_ATTEMPTS, REASONING, REFUSAL, RETRY_AFTER
+
+
+@pytest.fixture(scope="module")
+def results(world: World) -> dict[str, Any]:
+    return run_node_scenarios(world, "ai_sdk.mjs", NODE_SCENARIOS, provider="openai-compatible")
+
+
+def test_a_cut_answer_is_continued_into_one_answer_in_the_default_mode(
+    results: dict[str, Any],
+) -> None:
+    assert (results["cut"]["text"], results["cut"]["errors"]) == (ANSWER, [])
+
+
+def test_a_cut_answer_in_restart_mode_never_glues_the_draft_to_a_new_answer(
+    results: dict[str, Any],
+) -> None:
+    assert (results["cut-restart"]["text"], results["cut-restart"]["errors"]) == (ANSWER, [])
+
+
+def test_b_a_tool_call_cut_mid_arguments_runs_the_tool_once_with_its_arguments(
+    results: dict[str, Any],
+) -> None:
+    result = results["tool-cut"]
+    assert result["toolCalls"] == [["get_weather", {"city": "Paris"}]]
+    assert result["executions"] == [{"city": "Paris"}]
+    assert result["errors"] == []
+
+
+def test_c_a_dead_route_costs_exactly_the_attempts_its_policy_allows(
+    results: dict[str, Any], world: World
+) -> None:
+    [error] = results["dead"]["errors"]
+    assert (world.calls("dead-a", "dead-b"), error["attempts"]) == (DEAD_ATTEMPTS, 1)
+    assert error["statusCode"] >= 500
+
+
+def test_c_a_model_no_target_knows_is_a_404_that_is_not_retried(
+    results: dict[str, Any], world: World
+) -> None:
+    [error] = results["gone"]["errors"]
+    assert (error["statusCode"], world.calls("gone-a", "gone-b")) == (404, 2)
+
+
+def test_d_a_429_is_relayed_with_its_retry_after_and_costs_one_upstream_call(
+    results: dict[str, Any], world: World
+) -> None:
+    [error] = results["limited"]["errors"]
+    assert (world.calls("limited"), error["statusCode"], error["retryAfter"]) == (
+        1,
+        429,
+        str(RETRY_AFTER),
+    )
+
+
+def test_e_streamed_reasoning_arrives_as_reasoning_parts_apart_from_the_text(
+    results: dict[str, Any],
+) -> None:
+    result = results["thinker"]
+    assert (result["reasoning"], result["text"]) == ("".join(REASONING), "Paris.")
+
+
+def test_f_a_refusal_is_shown_as_text_and_finishes_as_content_filter(
+    results: dict[str, Any],
+) -> None:
+    # The openai-compatible provider has no refusal part: it streams the refusal as
+    # text and maps finish_reason "stop" after a refusal to "content-filter".
+    result = results["refuser-stream"]
+    assert (result["text"], result["finishReason"]) == ("".join(REFUSAL), "content-filter")
