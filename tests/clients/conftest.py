@@ -8,6 +8,7 @@ second, and each scenario's route is used by one test only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -43,8 +44,9 @@ class World:
         return sum(len(self.up.requests_for(model)) for model in models)
 
 
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
+@contextlib.contextmanager
+def open_world() -> Iterator[World]:
+    """Fresh fakes, scripted for every scenario, behind a fresh gateway."""
     with FakeUpstream() as up, AnthropicUpstream() as claude:
         config = scenarios.setup(up, claude)
         gateway = RunningGateway(config, {"LLMGATE_MASTER_KEY": KEY, "UP_KEY": "sk-upstream"})
@@ -52,6 +54,12 @@ def world() -> Iterator[World]:
             yield World(gateway, up, claude)
         finally:
             gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with open_world() as opened:
+        yield opened
 
 
 def run_node(script: str, payload: dict[str, Any], timeout_s: float = 40.0) -> dict[str, Any]:

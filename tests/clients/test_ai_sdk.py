@@ -1,26 +1,44 @@
-"""The Vercel AI SDK (``ai`` with ``@ai-sdk/openai-compatible``) at its default retry
-settings, through llmgate: every scenario runs in one Node process
-(tests/clients/node/ai_sdk.mjs) and the tests read what ``streamText`` gave.
+"""The Vercel AI SDK (``ai``) at its default retry settings, through llmgate: every
+scenario runs in one Node process (tests/clients/node/ai_sdk.mjs) and the tests read
+what ``streamText`` gave.
 
-``@ai-sdk/openai-compatible`` is what the AI SDK documents for an OpenAI-compatible
-endpoint: it speaks chat completions (``@ai-sdk/openai``'s default model speaks OpenAI's
-Responses API) and reads ``reasoning_content``, which ``@ai-sdk/openai``'s chat model
-drops.
+Each test runs with both ways a user points the AI SDK at an OpenAI-compatible gateway:
+``@ai-sdk/openai-compatible`` (``createOpenAICompatible``), what the AI SDK documents for
+such endpoints, and ``@ai-sdk/openai``'s chat-completions model
+(``createOpenAI({baseURL}).chat``), for users who start from the OpenAI provider (whose
+default model speaks OpenAI's Responses API, not chat completions).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.clients.conftest import NODE_SCENARIOS, World, run_node_scenarios
+from tests.clients.conftest import NODE_SCENARIOS, World, open_world, run_node_scenarios
 from tests.clients.scenarios import ANSWER, DEAD_ATTEMPTS, REASONING, REFUSAL, RETRY_AFTER
+
+REASONING_SHOWN = {"openai-compatible": "".join(REASONING), "openai-chat": ""}
+"""What each provider exposes as reasoning parts: ``@ai-sdk/openai``'s chat model reads
+neither ``reasoning_content`` nor ``reasoning`` (no such field in its chunk schema)."""
+
+
+@pytest.fixture(scope="module", params=["openai-compatible", "openai-chat"])
+def provider(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def results(world: World) -> dict[str, Any]:
-    return run_node_scenarios(world, "ai_sdk.mjs", NODE_SCENARIOS, provider="openai-compatible")
+def world(provider: str) -> Iterator[World]:
+    """A fresh world per provider: each scenario's route serves one client only."""
+    with open_world() as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def results(world: World, provider: str) -> dict[str, Any]:
+    return run_node_scenarios(world, "ai_sdk.mjs", NODE_SCENARIOS, provider=provider)
 
 
 def test_a_cut_answer_is_continued_into_one_answer_in_the_default_mode(
@@ -70,17 +88,17 @@ def test_d_a_429_is_relayed_with_its_retry_after_and_costs_one_upstream_call(
     )
 
 
-def test_e_streamed_reasoning_arrives_as_reasoning_parts_apart_from_the_text(
-    results: dict[str, Any],
+def test_e_streamed_reasoning_arrives_as_reasoning_parts_never_as_text(
+    results: dict[str, Any], provider: str
 ) -> None:
     result = results["thinker"]
-    assert (result["reasoning"], result["text"]) == ("".join(REASONING), "Paris.")
+    assert (result["reasoning"], result["text"]) == (REASONING_SHOWN[provider], "Paris.")
 
 
 def test_f_a_refusal_is_shown_as_text_and_finishes_as_content_filter(
     results: dict[str, Any],
 ) -> None:
-    # The openai-compatible provider has no refusal part: it streams the refusal as
-    # text and maps finish_reason "stop" after a refusal to "content-filter".
+    # Neither provider has a refusal part: both stream the refusal as text and map
+    # finish_reason "stop" after a refusal to "content-filter".
     result = results["refuser-stream"]
     assert (result["text"], result["finishReason"]) == ("".join(REFUSAL), "content-filter")
