@@ -59,6 +59,8 @@ class Stream(msgspec.Struct, frozen=True):
     three pieces); ``finish_reason`` then defaults to ``tool_calls``. With
     ``tool_after``, the text is sent whole and the stream ends as ``end`` says after that
     many pieces of the tool calls' arguments: a cut in the middle of a tool call.
+    ``whole_tool_calls`` sends each call as one delta with its id, name and complete
+    arguments instead (as llmgate relays a call once it is complete).
 
     ``reasoning`` pieces come first, one ``delta.reasoning_content`` each (DeepSeek's
     field; ``reasoning_field`` names another, such as vLLM's ``reasoning``). ``refusal``
@@ -74,6 +76,7 @@ class Stream(msgspec.Struct, frozen=True):
     tool_calls: list[tuple[str, str, str]] | None = None
     finish_reason: str | None = None
     tool_after: int | None = None
+    whole_tool_calls: bool = False
     reasoning: list[str] | None = None
     reasoning_field: str = "reasoning_content"
     refusal: list[str] | None = None
@@ -377,9 +380,11 @@ class FakeUpstream:
                 "index": index,
                 "id": call_id,
                 "type": "function",
-                "function": {"name": name, "arguments": ""},
+                "function": {"name": name, "arguments": arguments if s.whole_tool_calls else ""},
             }
             await send(chunk({"tool_calls": [start]}))
+            if s.whole_tool_calls:
+                continue
             step = max(len(arguments) // 3, 1)
             for i in range(0, len(arguments), step):
                 if sent == s.tool_after:
