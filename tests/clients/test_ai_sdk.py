@@ -2,11 +2,18 @@
 scenario runs in one Node process (tests/clients/node/ai_sdk.mjs) and the tests read
 what ``streamText`` gave.
 
-Each test runs with both ways a user points the AI SDK at an OpenAI-compatible gateway:
-``@ai-sdk/openai-compatible`` (``createOpenAICompatible``), what the AI SDK documents for
-such endpoints, and ``@ai-sdk/openai``'s chat-completions model
+The stream tests run with both ways a user points the AI SDK at an OpenAI-compatible
+gateway: ``@ai-sdk/openai-compatible`` (``createOpenAICompatible``), what the AI SDK
+documents for such endpoints, and ``@ai-sdk/openai``'s chat-completions model
 (``createOpenAI({baseURL}).chat``), for users who start from the OpenAI provider (whose
-default model speaks OpenAI's Responses API, not chat completions).
+default model speaks OpenAI's Responses API, not chat completions). The failure tests
+run with the first: retrying is ``ai``'s own code, the same for both.
+
+The AI SDK decides to retry by status alone (``APICallError.isRetryable``: 408, 409, 429,
+>= 500; it never reads ``x-should-retry``) and honours ``Retry-After`` only as a delay.
+So at its default ``maxRetries: 2`` one call to a route that fails with a 5xx or a 429
+is three HTTP calls whatever llmgate says; what llmgate controls, and these tests
+measure, is that each of them costs exactly the attempts the route's policy allows.
 """
 
 from __future__ import annotations
@@ -38,7 +45,16 @@ def world(provider: str) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def results(world: World, provider: str) -> dict[str, Any]:
-    return run_node_scenarios(world, "ai_sdk.mjs", NODE_SCENARIOS, provider=provider)
+    jobs = [job for job in NODE_SCENARIOS if job["run"] != "failure"]
+    return run_node_scenarios(world, "ai_sdk.mjs", jobs, provider=provider)
+
+
+@pytest.fixture(scope="module")
+def failures() -> Iterator[tuple[dict[str, Any], World]]:
+    """The failure scenarios' results, and their world (to count upstream calls)."""
+    with open_world() as opened:
+        jobs = [job for job in NODE_SCENARIOS if job["run"] == "failure"]
+        yield run_node_scenarios(opened, "ai_sdk.mjs", jobs, provider="openai-compatible"), opened
 
 
 def test_a_cut_answer_is_continued_into_one_answer_in_the_default_mode(
@@ -62,30 +78,37 @@ def test_b_a_tool_call_cut_mid_arguments_runs_the_tool_once_with_its_arguments(
     assert result["errors"] == []
 
 
-def test_c_a_dead_route_costs_exactly_the_attempts_its_policy_allows(
-    results: dict[str, Any], world: World
+def test_c_a_dead_route_costs_each_sdk_call_exactly_the_attempts_its_policy_allows(
+    failures: tuple[dict[str, Any], World],
 ) -> None:
+    results, world = failures
     [error] = results["dead"]["errors"]
-    assert (world.calls("dead-a", "dead-b"), error["attempts"]) == (DEAD_ATTEMPTS, 1)
+    # Three SDK calls (its default retries, which no response header stops), each
+    # costing the policy's attempts and never more.
+    assert (world.calls("dead-a", "dead-b"), error["attempts"]) == (3 * DEAD_ATTEMPTS, 3)
     assert error["statusCode"] >= 500
 
 
 def test_c_a_model_no_target_knows_is_a_404_that_is_not_retried(
-    results: dict[str, Any], world: World
+    failures: tuple[dict[str, Any], World],
 ) -> None:
+    results, world = failures
     [error] = results["gone"]["errors"]
-    assert (error["statusCode"], world.calls("gone-a", "gone-b")) == (404, 2)
-
-
-def test_d_a_429_is_relayed_with_its_retry_after_and_costs_one_upstream_call(
-    results: dict[str, Any], world: World
-) -> None:
-    [error] = results["limited"]["errors"]
-    assert (world.calls("limited"), error["statusCode"], error["retryAfter"]) == (
+    assert (error["statusCode"], error["attempts"], world.calls("gone-a", "gone-b")) == (
+        404,
         1,
-        429,
-        str(RETRY_AFTER),
+        2,
     )
+
+
+def test_d_a_429_is_relayed_with_its_retry_after_and_each_sdk_call_costs_one_upstream_call(
+    failures: tuple[dict[str, Any], World],
+) -> None:
+    results, world = failures
+    [error] = results["limited"]["errors"]
+    # The SDK retries a 429 after the relayed Retry-After (2 s, twice).
+    assert (error["statusCode"], error["retryAfter"]) == (429, str(RETRY_AFTER))
+    assert (world.calls("limited"), error["attempts"]) == (3, 3)
 
 
 def test_e_streamed_reasoning_arrives_as_reasoning_parts_never_as_text(
