@@ -279,9 +279,11 @@ class LLMGate:
             table = RoutingTable(providers, {plan.route: plan.policy})
             request = ProviderRequest(call.messages, params)
             request_id = "lib-" + os.urandom(8).hex()
-            async for batch in self._engine.stream(
-                table, plan.route, request, request_id=request_id
-            ):
+            # `StreamChunk.reset` tells library users to discard what they showed.
+            events = self._engine.stream(
+                table, plan.route, request, request_id=request_id, accept_reset=True
+            )
+            async for batch in events:
                 yield batch
 
     async def _stream(self, call: Call) -> AsyncIterator[StreamChunk]:
@@ -349,11 +351,15 @@ class LLMGate:
 
 
 def _error(failed: Failed, policy: RoutePolicy) -> LLMGateError:
-    """A failure no target could fix is raised as itself; otherwise every target failed."""
-    last = failed.errors[-1][1] if failed.errors else failed.error
-    if isinstance(last, ProviderError) and (
-        not last.fallback
-        or (policy.fallback_on is not None and last.reason not in policy.fallback_on)
+    """A failure that ended the request by itself (content policy, outside
+    ``fallback_on``, the total timeout) is raised as itself; otherwise every target
+    failed."""
+    error = failed.error
+    if isinstance(error, ProviderError) and (
+        not error.fallback
+        or (policy.fallback_on is not None and error.reason not in policy.fallback_on)
     ):
-        return last
+        return error
+    if not failed.errors and isinstance(error, LLMGateError):
+        return error  # nothing was tried: every target's breaker was open
     return AllProvidersFailedError(list(failed.errors), partial=failed.partial)

@@ -50,19 +50,29 @@ __all__ = [
 
 
 class AllProvidersFailedError(LLMGateError):
-    """Every target failed. ``errors`` lists ``(target, error)`` in the order tried;
+    """Every target failed. ``errors`` has one ``(target, error)`` per target tried, in
+    order: its last failure. ``attempts`` lists every failed attempt, retries included;
     ``partial`` says text had already been streamed to the caller."""
 
-    def __init__(self, errors: list[tuple[str, BaseException]], *, partial: bool) -> None:
-        tried = "; ".join(f"[{target}] {error}" for target, error in errors)
+    def __init__(
+        self,
+        attempts: list[tuple[str, BaseException]],
+        *,
+        partial: bool,
+    ) -> None:
+        last: dict[str, BaseException] = {}
+        for target, error in attempts:
+            last[target] = error  # a dict keeps the order in which targets were first tried
+        self.errors = list(last.items())
+        self.attempts = attempts
+        self.partial = partial
+        tried = "; ".join(f"[{target}] {error}" for target, error in self.errors)
         lead = (
             "the stream was cut off and no target could complete it"
             if partial
-            else ("every target failed")
+            else "every target failed"
         )
         super().__init__(f"{lead}: {tried}")
-        self.errors = errors
-        self.partial = partial
 
     @property
     def retryable(self) -> bool:

@@ -24,7 +24,7 @@ from router.errors import (
     StreamInterrupted,
     UpstreamUnavailable,
 )
-from router.events import Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from router.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from router.provider import AttemptOptions, ProviderRequest
 
 __all__ = ["AnthropicConfig", "AnthropicProvider"]
@@ -286,12 +286,16 @@ class _Block(msgspec.Struct, gc=False):
     id: str | None = None
     name: str | None = None
     text: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
 
 
 class _Delta(msgspec.Struct, gc=False):
     type: str | None = None
     text: str | None = None
     partial_json: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
     stop_reason: str | None = None
 
 
@@ -351,6 +355,10 @@ class _Reader:
                 delta = event.delta
                 if delta.type == "text_delta" and delta.text:
                     self._text(delta.text, out)
+                elif delta.type == "thinking_delta" and delta.thinking:
+                    out.append(ReasoningDelta(delta.thinking))
+                elif delta.type == "signature_delta" and delta.signature:
+                    out.append(ReasoningDelta("", signature=delta.signature))
                 elif delta.type == "input_json_delta" and delta.partial_json:
                     tool = self._tools.get(event.index)
                     if tool == -1:  # the structured-output tool: its input is the answer
@@ -367,6 +375,8 @@ class _Reader:
                     out.append(ToolCallDelta(tool, block.id, block.name))
                 elif block.type == "text" and block.text:
                     self._text(block.text, out)
+                elif block.type == "thinking" and (block.thinking or block.signature):
+                    out.append(ReasoningDelta(block.thinking or "", signature=block.signature))
             case "message_start" if event.message is not None:
                 self._add_usage(event.message.usage)
             case "message_delta":

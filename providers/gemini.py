@@ -27,7 +27,7 @@ from router.errors import (
     StreamInterrupted,
     UpstreamUnavailable,
 )
-from router.events import Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from router.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from router.provider import AttemptOptions, ProviderRequest
 
 __all__ = ["GeminiConfig", "GeminiProvider"]
@@ -331,8 +331,8 @@ class _Reader:
                 args = _encode(call.args if call.args is not None else {}).decode()
                 out.append(ToolCallDelta(self._calls, call_id, call.name, args))
                 self._calls += 1
-            elif part.text and not part.thought:
-                out.append(TextDelta(part.text))
+            elif part.text:
+                out.append(ReasoningDelta(part.text) if part.thought else TextDelta(part.text))
         if candidate.finish_reason and not self.finished:
             self._finish(candidate, out)
 

@@ -20,7 +20,15 @@ from router.errors import (
     StreamErrorEvent,
     StreamInterrupted,
 )
-from router.events import Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from router.events import (
+    Chunk,
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from router.provider import AttemptOptions, ProviderRequest
 
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
@@ -56,6 +64,10 @@ class _Delta(msgspec.Struct, gc=False):
     content: str | None = None
     tool_calls: list[_ToolCall] | None = None
     refusal: str | None = None
+    reasoning_content: str | None = None
+    """DeepSeek's, vLLM's and SGLang's reasoning parsers, Qwen3."""
+    reasoning: str | None = None
+    """The same, as OpenRouter and newer vLLM name it."""
 
 
 class _Choice(msgspec.Struct, gc=False):
@@ -155,8 +167,12 @@ class OpenAIProvider:
         for choice in wire.choices:
             delta = choice.delta
             if delta is not None:
+                if delta.reasoning_content or delta.reasoning:
+                    out.append(ReasoningDelta(delta.reasoning_content or delta.reasoning or ""))
                 if delta.content:
                     out.append(TextDelta(delta.content))
+                if delta.refusal:
+                    out.append(RefusalDelta(delta.refusal))
                 if delta.tool_calls:
                     for tc in delta.tool_calls:
                         fn = tc.function or _Function()

@@ -41,6 +41,12 @@ class CircuitBreaker:
             return now - self._opened_at >= self.policy.cooldown_s
         return self.state == "closed" or not self._probing
 
+    def reopens_in(self, now: float) -> float:
+        """Seconds until an open breaker lets a probe through (0 if it would now)."""
+        if self.state != "open":
+            return 0.0
+        return max(self._opened_at + self.policy.cooldown_s - now, 0.0)
+
     def record_success(self) -> None:
         self.state = "closed"
         self._failures = 0

@@ -1,10 +1,10 @@
 """The engine: runs one request through its route's targets and yields event batches.
 
-Failure semantics (see DESIGN.md): retryable failures are retried on the same target
-with backoff; other fallback-able failures move on to the next target; a failure
-after content was delivered continues on the next target according to the route's
-``stream_fallback_mode``; a request that cannot be completed ends in `Failed`, never
-in `Done`.
+Failure semantics (see DESIGN.md): each attempt's failure goes to `router.decide`, which
+says whether to retry the same target, move on to the next, ask the same target again
+in another shape, or stop; a failure after content was delivered continues on the next
+target according to the route's ``stream_fallback_mode``; a request that cannot be
+completed ends in `Failed`, never in `Done`.
 """
 
 from __future__ import annotations
@@ -13,72 +13,24 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
-from router.backoff import retry_delay
+from router._attempt import Run, Splice, run_attempt
 from router.breaker import CircuitBreaker
-from router.errors import InvalidRequest, ProviderError, UpstreamTimeout
+from router.decide import AskAgain, Attempt, NextTarget, Retry, Stop, client_error, decide
+from router.errors import AnswerDiverged, CircuitOpen, ProviderError
 from router.events import (
     AttemptFailed,
-    AttemptRecord,
-    AttemptStarted,
     Done,
     Event,
     Failed,
-    Finish,
     RequestRecord,
-    Reset,
     Shape,
-    StreamSwitch,
-    SwitchRecord,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
 )
 from router.policy import RoutePolicy, Target
-from router.provider import AttemptOptions, Provider, ProviderRequest, prefill_ok
+from router.provider import Provider, ProviderRequest, prefill_ok
 from router.splice import OverlapTrimmer, RestartMatcher
 from router.table import ResolvedRoute, RoutingTable
-from router.watchdog import Watchdog
 
 __all__ = ["Engine"]
-
-Splice = OverlapTrimmer | RestartMatcher
-
-
-class _Run:
-    """Mutable state of one request, shared by its attempts."""
-
-    __slots__ = (
-        "attempt_content",
-        "current",
-        "delivered",
-        "delivered_len",
-        "error",
-        "errors",
-        "finish",
-        "record",
-        "switch_reason",
-        "t0",
-        "tools",
-        "usage",
-    )
-
-    def __init__(self, record: RequestRecord) -> None:
-        self.record = record
-        self.delivered: list[str] = []
-        self.delivered_len = 0
-        self.tools = False
-        self.usage = Usage()
-        self.errors: list[tuple[str, ProviderError]] = []
-        self.error: ProviderError | None = None
-        self.finish: str | None = None
-        self.current: str | None = None
-        self.switch_reason = ""
-        self.attempt_content = False
-        self.t0 = 0.0
-
-    @property
-    def mid_stream(self) -> bool:
-        return self.delivered_len > 0 or self.tools
 
 
 class Engine:
@@ -136,7 +88,7 @@ class Engine:
             record = RequestRecord(request_id=request_id, route=route.name)
         else:
             record.route = route.name
-        return self._run(table, route, request, record)
+        return self._run(table, route, request, record, accept_reset)
 
     async def _run(
         self,
@@ -144,33 +96,34 @@ class Engine:
         route: ResolvedRoute,
         request: ProviderRequest,
         record: RequestRecord,
+        accept_reset: bool,
     ) -> AsyncGenerator[list[Event], None]:
         policy = route.policy
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + policy.request_timeout_s
-        st = _Run(record)
-        st.t0 = loop.time()
-        now = self._clock()
+        clock = self._clock
+        now = clock()
+        st = Run(record, clock, now + policy.request_timeout_s, accept_reset)
         targets = [t for t in route.targets if self._usable(t, policy, now)]
         ignore_breakers = not targets
         if ignore_breakers:  # every breaker is open: trying beats refusing outright
             targets = list(route.targets)
         st.record.skipped = [t.name for t in route.targets if t not in targets]
-        no_prefill: set[str] = set()
+        # Targets asked in the user_turn shape from now on: they refused an assistant
+        # prefill, or (restart) their new answer diverged from the text shown.
+        user_turn: set[str] = set()
         index = tries = attempt_no = 0
         stop: ProviderError | None = None
         while index < len(targets):
             target = targets[index]
             breaker = self.breaker(target.name, policy)
-            if not ignore_breakers and not breaker.allow(self._clock()):
+            if not ignore_breakers and not breaker.allow(clock()):
                 st.record.skipped.append(target.name)
                 index, tries = index + 1, 0
                 continue
             provider = table.providers[target.provider]
-            req, shape, splice = self._shape(policy, request, st, provider, target, no_prefill)
+            req, shape, splice = self._shape(policy, request, st, provider, target, user_turn)
             attempt_no += 1
-            attempt = self._attempt(
-                st, target, provider, req, shape, splice, attempt_no, deadline, policy, breaker
+            attempt = run_attempt(
+                st, target, provider, req, shape, splice, attempt_no, policy, breaker
             )
             # A consumer that stops early must close the upstream stream now, not whenever
             # the abandoned generator is collected.
@@ -182,47 +135,56 @@ class Engine:
                 yield [Done(target.name, st.finish or "stop", st.usage, st.record)]
                 return
             st.errors.append((target.name, err))
-            failed_mid_stream = st.attempt_content
-            if failed_mid_stream:  # a later failure before content must not rename the cause
-                st.switch_reason = err.reason
+            if st.attempt_content and not isinstance(err, AnswerDiverged):
+                st.switch_reason = err.reason  # what made the answer move on
+            now = clock()
+            decision = decide(
+                policy,
+                Attempt(
+                    failure=err,
+                    shape=shape,
+                    produced=st.attempt_content,
+                    delivered=st.mid_stream,
+                    tries=tries,
+                    targets_left=len(targets) - index - 1,
+                    time_left_s=st.deadline - now,
+                    breaker_allows=ignore_breakers or breaker.allow_peek(now),
+                    jitter=self._rng(),
+                ),
+            )
             retry_in: float | None = None
-            if not err.fallback or (isinstance(err, UpstreamTimeout) and err.phase == "total"):
-                stop = err
-            elif policy.fallback_on is not None and err.reason not in policy.fallback_on:
-                stop = err
-            elif st.mid_stream and policy.stream_fallback_mode == "terminate":
-                stop = err
-            elif shape == "prefill" and isinstance(err, InvalidRequest) and not failed_mid_stream:
-                # The target refused the assistant prefill: ask it again in the
-                # user_turn shape at once; the original failure stays the one reported.
-                no_prefill.add(target.name)
-            elif (
-                err.retryable
-                and tries < policy.max_retries
-                and not (failed_mid_stream and index + 1 < len(targets))
-                # Do not wait for a retry that this failure's open breaker would refuse.
-                and (ignore_breakers or breaker.allow_peek(self._clock()))
-            ):
-                retry_in = retry_delay(policy, tries, err.retry_after, self._rng)
-                if retry_in is not None and loop.time() + retry_in >= deadline:
-                    retry_in = None
-                if retry_in is None:
-                    index, tries = index + 1, 0
-                else:
+            match decision:
+                case Retry(delay_s=delay):
                     tries += 1
-            else:
-                index, tries = index + 1, 0
+                    retry_in = delay
+                case NextTarget():
+                    index, tries = index + 1, 0
+                case AskAgain():
+                    user_turn.add(target.name)
+                case Stop(exhausted=exhausted):
+                    stop = None if exhausted else err
             yield [self._failed_event(attempt_no, target, err, st, retry_in)]
-            if stop is not None:
+            if isinstance(decision, Stop):
                 break
             if retry_in:
                 await self._sleep(retry_in)
-        # The first failure is the route's real cause (a fallback's refusal must not
-        # mask it) unless the request stopped on a failure no target can fix.
-        primary = st.errors[0][1]
-        if stop is not None and (not stop.fallback or isinstance(stop, UpstreamTimeout)):
-            primary = stop
-        yield [Failed(primary, st.mid_stream, st.usage, st.record, list(st.errors))]
+        yield [self._final(st, stop, route, policy)]
+
+    def _final(
+        self, st: Run, stop: ProviderError | None, route: ResolvedRoute, policy: RoutePolicy
+    ) -> Failed:
+        if st.errors:
+            error, retry_after = client_error(st.errors, stop)
+        else:  # every target was skipped: their breakers are open
+            now = self._clock()
+            wait = min(self.breaker(t.name, policy).reopens_in(now) for t in route.targets)
+            error = CircuitOpen(
+                f"every target of {route.name!r} is failing; their circuit breakers are open",
+                retry_after=wait,
+            )
+            retry_after = wait
+        errors: list[tuple[str, BaseException]] = list(st.errors)
+        return Failed(error, st.mid_stream, st.usage, st.record, errors, retry_after)
 
     def _usable(self, target: Target, policy: RoutePolicy, now: float) -> bool:
         return self.breaker(target.name, policy).allow_peek(now)
@@ -231,172 +193,31 @@ class Engine:
         self,
         policy: RoutePolicy,
         request: ProviderRequest,
-        st: _Run,
+        st: Run,
         provider: Provider,
         target: Target,
-        no_prefill: set[str],
+        user_turn: set[str],
     ) -> tuple[ProviderRequest, Shape, Splice | None]:
         """The request for the next attempt and how its text joins what was sent."""
         if not st.mid_stream:
             return request, "original", None
         delivered = "".join(st.delivered)
         mode = policy.stream_fallback_mode
-        if mode == "restart" or st.tools:
-            return request, "original", RestartMatcher(delivered, force_reset=st.tools)
+        if target.name not in user_turn:
+            if mode == "restart":
+                return request, "original", RestartMatcher(delivered)
+            if mode == "prefill" and prefill_ok(provider, target.model):
+                partial = {"role": "assistant", "content": delivered}
+                req = ProviderRequest([*request.messages, partial], request.params, prefill=True)
+                return req, "prefill", OverlapTrimmer(delivered)
         partial = {"role": "assistant", "content": delivered}
-        if (
-            mode == "prefill"
-            and prefill_ok(provider, target.model)
-            and target.name not in no_prefill
-        ):
-            req = ProviderRequest([*request.messages, partial], request.params, prefill=True)
-            return req, "prefill", OverlapTrimmer(delivered)
         resume = {"role": "user", "content": policy.stream_resume_prompt}
         req = ProviderRequest([*request.messages, partial, resume], request.params)
         return req, "user_turn", OverlapTrimmer(delivered)
 
-    async def _attempt(
-        self,
-        st: _Run,
-        target: Target,
-        provider: Provider,
-        req: ProviderRequest,
-        shape: Shape,
-        splice: Splice | None,
-        attempt_no: int,
-        deadline: float,
-        policy: RoutePolicy,
-        breaker: CircuitBreaker,
-    ) -> AsyncGenerator[list[Event], None]:
-        rec = AttemptRecord(attempt=attempt_no, target=target.name, shape=shape)
-        st.record.attempts.append(rec)
-        st.error = None
-        st.attempt_content = False
-        yield [AttemptStarted(attempt_no, target.name, shape)]
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        rec.start_ms = (started - st.t0) * 1000
-        first_deadline = min(started + policy.first_token_timeout_s, deadline)
-        when = first_deadline
-        content = False
-        chunks = provider.stream(
-            target.model, req, AttemptOptions(connect_timeout_s=policy.connect_timeout_s)
-        )
-        watch = Watchdog(loop)
-        try:
-            while True:
-                watch.wait(when)
-                try:
-                    batch = await anext(chunks)
-                except StopAsyncIteration:
-                    break
-                except asyncio.CancelledError:
-                    if watch.expired():
-                        raise TimeoutError from None
-                    raise
-                finally:
-                    watch.waiting = False
-                out: list[Event] = []
-                for chunk in batch:
-                    if type(chunk) is TextDelta:
-                        if not content:
-                            content = st.attempt_content = True
-                            rec.ttft_ms = (loop.time() - started) * 1000
-                        rec.chars += len(chunk.text)
-                        if splice is not None:
-                            emit = splice.feed(chunk.text)
-                            if emit is None:
-                                continue
-                            out.append(self._switch(st, splice, target, policy))
-                            splice = None
-                            if not emit:
-                                continue
-                            chunk = TextDelta(emit)
-                        st.current = target.name
-                        st.delivered.append(chunk.text)
-                        st.delivered_len += len(chunk.text)
-                        out.append(chunk)
-                    elif type(chunk) is ToolCallDelta:
-                        if not content:
-                            content = st.attempt_content = True
-                            rec.ttft_ms = (loop.time() - started) * 1000
-                        if splice is not None:
-                            out.extend(self._flush(st, splice, target, policy))
-                            splice = None
-                        st.current = target.name
-                        st.tools = True
-                        out.append(chunk)
-                    elif type(chunk) is Usage:
-                        rec.usage = chunk
-                    elif type(chunk) is Finish:
-                        st.finish = chunk.reason
-                if out:
-                    yield out
-                when = min(loop.time() + policy.stall_timeout_s, deadline) if content else when
-            if splice is not None:
-                flushed = self._flush(st, splice, target, policy)
-                if flushed:
-                    yield flushed
-            rec.outcome = "ok"
-            breaker.record_success()
-        except TimeoutError:
-            phase = "total" if when >= deadline else ("stall" if content else "first_token")
-            st.error = UpstreamTimeout(
-                f"no {'data' if content else 'first token'} from {target.name} within "
-                f"the {phase} timeout",
-                phase=phase,
-                provider=target.provider,
-            )
-        except ProviderError as exc:
-            st.error = exc
-        finally:
-            watch.close()
-            await chunks.aclose()
-            rec.duration_ms = (loop.time() - started) * 1000
-            if rec.usage is not None:
-                st.usage = st.usage + rec.usage
-            if st.error is not None:
-                rec.outcome = "failed"
-                rec.error_type = st.error.reason
-                rec.error = str(st.error)
-                rec.status = st.error.upstream_status
-                if st.error.target_fault:
-                    breaker.record_failure(self._clock())
-                else:
-                    breaker.release()
-            elif rec.outcome == "running":  # abandoned by the consumer
-                breaker.release()
-
-    def _flush(self, st: _Run, splice: Splice, target: Target, policy: RoutePolicy) -> list[Event]:
-        emit = splice.finish()
-        out: list[Event] = [self._switch(st, splice, target, policy)]
-        if emit:
-            st.current = target.name
-            st.delivered.append(emit)
-            st.delivered_len += len(emit)
-            out.append(TextDelta(emit))
-        return out
-
-    def _switch(self, st: _Run, splice: Splice, target: Target, policy: RoutePolicy) -> Event:
-        switch = SwitchRecord(
-            from_target=st.current or target.name,
-            to_target=target.name,
-            mode=policy.stream_fallback_mode,
-            reason=st.switch_reason,
-            chars_delivered=st.delivered_len,
-            trimmed_chars=splice.trimmed,
-            reset=splice.reset,
-        )
-        st.record.switches.append(switch)
-        if splice.reset:
-            st.delivered.clear()
-            st.delivered_len = 0
-            return Reset(switch)
-        return StreamSwitch(switch)
-
     @staticmethod
     def _failed_event(
-        attempt_no: int, target: Target, err: ProviderError, st: _Run, retry_in: float | None
+        attempt_no: int, target: Target, err: ProviderError, st: Run, retry_in: float | None
     ) -> AttemptFailed:
         return AttemptFailed(
             attempt_no,

@@ -13,6 +13,7 @@ which HTTP status and OpenAI error ``type``/``code`` a client sees when it is fi
      └── ProviderError                an upstream attempt failed
           ├── RateLimited             429                       retry, fallback
           ├── UpstreamUnavailable     5xx, overloaded           retry, fallback
+          │    └── CircuitOpen        every target's breaker is open (503): nothing was tried
           ├── ConnectFailed           refused/reset before headers   retry, fallback
           ├── UpstreamTimeout         connect/first_token/stall  retry, fallback
           │    └── RequestTimeout     the request's total time ran out  neither
@@ -38,6 +39,7 @@ from typing import ClassVar
 __all__ = [
     "AnswerDiverged",
     "AuthenticationFailed",
+    "CircuitOpen",
     "ClientDisconnected",
     "ConfigError",
     "ConnectFailed",
@@ -140,6 +142,14 @@ class RateLimited(ProviderError):
 
 class UpstreamUnavailable(ProviderError):
     reason = "upstream_unavailable"
+
+
+class CircuitOpen(UpstreamUnavailable):
+    """No target could be tried: each one's circuit breaker was open (another request
+    took the probe). ``retry_after`` says when the first one lets a probe through."""
+
+    status = 503
+    reason = "circuit_open"
 
 
 class ConnectFailed(ProviderError):

@@ -85,7 +85,10 @@ class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """How one route behaves. ``targets`` are ``provider/model`` strings, in order."""
 
     targets: Annotated[list[TargetName], Meta(max_length=32)] = msgspec.field(default_factory=list)
-    stream_fallback_mode: Literal["restart", "prefill", "user_turn", "terminate"] = "restart"
+    stream_fallback_mode: Literal["restart", "prefill", "user_turn", "terminate"] = "prefill"
+    """How an answer cut after content was delivered continues (see README): ``prefill``
+    continues from the text shown (as ``user_turn`` where the target cannot), ``restart``
+    asks the original question again, ``terminate`` stops."""
     stream_resume_prompt: Annotated[str, Meta(min_length=1, max_length=4000)] = (
         "Continue from exactly where you left off. Do not repeat anything already written."
     )

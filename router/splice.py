@@ -54,9 +54,8 @@ class RestartMatcher:
 
     __slots__ = ("_buf", "_delivered", "reset", "trimmed")
 
-    def __init__(self, delivered: str, *, force_reset: bool = False) -> None:
-        # Partial tool calls cannot be matched up: such a restart always resets.
-        self._delivered = "\0" if force_reset else delivered
+    def __init__(self, delivered: str) -> None:
+        self._delivered = delivered
         self._buf = ""
         self.reset = False
         self.trimmed = 0

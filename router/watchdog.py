@@ -6,11 +6,15 @@ the deadline later only records it, and a timer that fires early re-arms itself.
 cancels the task only while the task waits for the upstream, never while a consumer
 holds the stream at a ``yield``; cancellation and `Task.uncancel` work as in
 `asyncio.timeout`.
+
+Deadlines are on the engine's injected clock, never the event loop's: the timer only
+wakes the watchdog, which then asks the clock whether the deadline has passed.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 __all__ = ["Watchdog"]
 
@@ -19,6 +23,7 @@ class Watchdog:
     __slots__ = (
         "_armed_at",
         "_cancelling",
+        "_clock",
         "_handle",
         "_loop",
         "_task",
@@ -27,8 +32,9 @@ class Watchdog:
         "waiting",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float]) -> None:
         self._loop = loop
+        self._clock = clock
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
         self._handle: asyncio.TimerHandle | None = None
@@ -55,13 +61,13 @@ class Watchdog:
         if self._handle is not None:
             self._handle.cancel()
         self._armed_at = when
-        self._handle = self._loop.call_at(when, self._check)
+        self._handle = self._loop.call_later(max(when - self._clock(), 0.0), self._check)
 
     def _check(self) -> None:
         self._handle = None
         if not self.waiting:
             return  # re-armed by the next wait()
-        if self._loop.time() < self.deadline:
+        if self._clock() < self.deadline:
             self._arm(self.deadline)
             return
         self.fired = True

@@ -28,7 +28,7 @@ from server.anthropic_wire import (
     error_status,
     failure_body,
 )
-from server.gateway import Gateway, hold_back, relay
+from server.gateway import ACCEPT_RESET, Gateway, accepts_reset, hold_back, relay
 from server.openai_wire import record_summary
 
 __all__ = ["MESSAGES_PATH", "create_message", "http_error"]
@@ -82,7 +82,14 @@ async def create_message(request: Request[Any, Any, Any]) -> Response[Any]:
     gateway.allowed(key, call.model)
     message_id = "msg_" + os.urandom(12).hex()
     model = await gateway.admit(key, call.model, message_id)
-    events = gateway.run(model, call.request, message_id, key.id if key else None)
+    events = gateway.run(
+        model,
+        call.request,
+        message_id,
+        key.id if key else None,
+        # Nothing was shown of an answer that comes back whole: a restart may reset freely.
+        accept_reset=not call.stream or accepts_reset(request.headers.get(ACCEPT_RESET)),
+    )
     headers = {"x-llmgate-request-id": message_id}
     if not call.stream:
         status, body, record = collect_message(message_id, [batch async for batch in events])

@@ -20,21 +20,48 @@ from providers import (
 from providers.pricing import PriceBook
 from router.engine import Engine
 from router.errors import ClientDisconnected, ConfigError
-from router.events import Done, Event, Failed, RequestRecord, TextDelta, ToolCallDelta, Usage
+from router.events import (
+    Done,
+    Event,
+    Failed,
+    ReasoningDelta,
+    RefusalDelta,
+    RequestRecord,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from router.provider import ProviderRequest
 from router.table import RoutingTable
 from server.auth import ApiKey, AuthError, KeyRing, RouteNotAllowed, bearer_token
 from server.budgets import BudgetExceeded, BudgetGate, Limit, limits_of
 
-__all__ = ["Gateway", "Observer", "hold_back", "is_content", "relay"]
+__all__ = [
+    "ACCEPT_RESET",
+    "Gateway",
+    "Observer",
+    "accepts_reset",
+    "hold_back",
+    "is_content",
+    "relay",
+]
 
 log = logging.getLogger("llmgate")
 
 Observer = Callable[[str, list[Event]], None]
 """Called with (request id, batch) for every event batch; must not block."""
 
-_CONTENT = (TextDelta, ToolCallDelta, Done, Failed)
+_CONTENT = (TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta, Done, Failed)
 _FINAL = (Done, Failed)
+
+
+ACCEPT_RESET = "x-llmgate-accept-reset"
+
+
+def accepts_reset(value: str | None) -> bool:
+    """The ``x-llmgate-accept-reset`` request header: the client discards what it showed
+    when a ``restart`` sends the reset marker. No other client is ever sent one."""
+    return value is not None and value.strip().lower() in ("1", "true", "yes")
 
 
 def is_content(batch: list[Event]) -> bool:
@@ -182,15 +209,29 @@ class Gateway:
             )
 
     def run(
-        self, model: str, request: ProviderRequest, request_id: str, client: str | None = None
+        self,
+        model: str,
+        request: ProviderRequest,
+        request_id: str,
+        client: str | None = None,
+        *,
+        accept_reset: bool = False,
     ) -> AsyncIterator[list[Event]]:
         """The engine's event stream for one request, on the current table snapshot;
-        ``client`` (an API key's id) is kept in its record for the request log."""
+        ``client`` (an API key's id) is kept in its record for the request log;
+        ``accept_reset``: the client discards what it showed on a reset marker."""
         if not self.observers:
-            return self.engine.stream(self.table, model, request, request_id=request_id)
+            return self.engine.stream(
+                self.table, model, request, request_id=request_id, accept_reset=accept_reset
+            )
         record = RequestRecord(request_id=request_id, route=model, client=client)
         events = self.engine.stream(
-            self.table, model, request, request_id=request_id, record=record
+            self.table,
+            model,
+            request,
+            request_id=request_id,
+            record=record,
+            accept_reset=accept_reset,
         )
         for hook in self.on_start:
             hook(record)

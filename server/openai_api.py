@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.response import Stream
 
 from router.provider import ProviderRequest
-from server.gateway import Gateway, hold_back, relay
+from server.gateway import ACCEPT_RESET, Gateway, accepts_reset, hold_back, relay
 from server.openai_wire import (
     INTERNAL_ERROR,
     ChunkEncoder,
@@ -47,7 +47,12 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     request_id = "chatcmpl-" + os.urandom(12).hex()
     model = await gateway.admit(key, call.model, request_id)
     events = gateway.run(
-        model, ProviderRequest(call.messages, call.params), request_id, key.id if key else None
+        model,
+        ProviderRequest(call.messages, call.params),
+        request_id,
+        key.id if key else None,
+        # Nothing was shown of an answer that comes back whole: a restart may reset freely.
+        accept_reset=not call.stream or accepts_reset(request.headers.get(ACCEPT_RESET)),
     )
     headers = {"x-llmgate-request-id": request_id}
     if model != call.model:  # the route's budget is spent: a cheaper route answers

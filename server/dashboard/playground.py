@@ -482,12 +482,12 @@ def _start(
     req = ProviderRequest([{"role": "user", "content": spec.prompt}], params)
     table = gw.table
     if spec.simulate == "none":
-        events = gw.run(spec.route, req, request_id)
+        events = gw.run(spec.route, req, request_id, accept_reset=True)
         timeout = table.resolve(spec.route).policy.request_timeout_s
         return events, timeout
     sim = simulated_table(table, spec.route, spec.simulate, spec.n)
     engine = Engine(clock=time.monotonic, rng=random.random)
-    events = engine.stream(sim, spec.route, req, request_id=request_id)
+    events = engine.stream(sim, spec.route, req, request_id=request_id, accept_reset=True)
     return events, sim.routes[spec.route].policy.request_timeout_s
 
 

@@ -87,7 +87,10 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, deadline_s: floa
 
 async def request_id(gateway: Any, model: str, *, stream: bool = False) -> str:
     body = {"model": model, "messages": MESSAGES, "stream": stream}
-    async with gateway.http.stream("POST", "/v1/chat/completions", json=body) as response:
+    headers = {"x-llmgate-accept-reset": "1"}  # the restart row shows the discarded text
+    async with gateway.http.stream(
+        "POST", "/v1/chat/completions", json=body, headers=headers
+    ) as response:
         await response.aread()
     rid: str = response.headers["x-llmgate-request-id"]
     return rid

@@ -178,7 +178,9 @@ def test_retries_the_same_target_after_a_transient_failure(
 ) -> None:
     model = f"m-retry-{error_type}-{id(first)}"
     upstream.script(model, first, Stream(["recovered"]))
-    gw = make_gateway(routes={"chat": {"targets": [f"up/{model}", "up/never"]}})
+    # A silent target is retried only when no other target is left (see the next test).
+    targets = [f"up/{model}"] if error_type == "timeout" else [f"up/{model}", "up/never"]
+    gw = make_gateway(routes={"chat": {"targets": targets}})
     text, chunks = stream_text(gw.client(), "chat")
     assert text == "recovered"
     assert outcomes(record_of(chunks)) == [
@@ -186,6 +188,30 @@ def test_retries_the_same_target_after_a_transient_failure(
         (f"up/{model}", "ok", None),
     ]
     assert upstream.requests_for("never") == []
+
+
+@pytest.mark.parametrize(
+    "silent",
+    [Hang(), Stream(["too late"], first_delay_s=3.0)],
+    ids=["no-response", "slow-first-token"],
+)
+def test_a_silent_target_is_tried_once_and_the_fallback_answers_in_its_own_time(
+    make_gateway: Any, upstream: Any, silent: Any
+) -> None:
+    upstream.script("m-silent", silent)
+    upstream.script("m-quick", Stream(["from the fallback"]))
+    # The route, scaled down tenfold: 1 s for a first token, 3 s in all, 2 retries.
+    policy = {"first_token_timeout_s": 1.0, "request_timeout_s": 3.0, "max_retries": 2}
+    gw = make_gateway(routes={"chat": {"targets": ["up/m-silent", "up/m-quick"], **policy}})
+
+    text, chunks = stream_text(gw.client(), "chat")
+
+    assert text == "from the fallback"
+    assert len(upstream.requests_for("m-silent")) == 1
+    silent_attempt, answer = record_of(chunks)["attempts"]
+    assert (silent_attempt["outcome"], silent_attempt["error_type"]) == ("failed", "timeout")
+    # the fallback started right when the first token was overdue: no retry, no backoff
+    assert 1000 <= answer["start_ms"] < 1000 + 500
 
 
 def test_honours_retry_after_before_retrying(make_gateway: Any, upstream: Any) -> None:
@@ -407,19 +433,21 @@ def test_user_turn_mode_asks_to_continue(make_gateway: Any, upstream: Any) -> No
     assert upstream.requests_for("m-u2")[0]["messages"][-1]["role"] == "user"
 
 
-def test_restart_mode_sends_a_reset_marker_when_the_new_answer_differs(
+def test_restart_whose_new_answer_differs_continues_the_text_shown_instead_of_resetting(
     make_gateway: Any, upstream: Any
 ) -> None:
     upstream.script("m-s1", Stream(["First ", "draft"], end="cut", after=1))
-    upstream.script("m-s2", Stream(["Second ", "answer."]))
+    upstream.script("m-s2", Stream(["Second ", "answer."]), Stream(["draft, continued."]))
     gw = make_gateway(
         routes={"chat": {"targets": ["up/m-s1", "up/m-s2"], "stream_fallback_mode": "restart"}}
     )
     text, chunks = stream_text(gw.client(), "chat")
-    assert text == "Second answer."
-    resets = [c for c in chunks if getattr(c, "llmgate", None) and c.llmgate.get("reset")]
-    assert len(resets) == 1 and resets[0].choices[0].delta.content == ""
-    assert upstream.requests_for("m-s2")[0]["messages"] == MESSAGES
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert text == "First draft, continued."
+    assert not any(getattr(c, "llmgate", None) and c.llmgate.get("reset") for c in chunks)
+    restart, continuation = upstream.requests_for("m-s2")
+    assert restart["messages"] == MESSAGES
+    assert continuation["messages"][len(MESSAGES)] == {"role": "assistant", "content": "First "}
 
 
 def test_restart_with_the_same_answer_continues_without_a_reset(

@@ -189,6 +189,26 @@ def test_all_targets_failing_lists_errors_in_order_even_after_partial_text(
     assert rate_limited.upstream_status == 429
 
 
+def test_all_providers_failed_has_one_error_per_target_and_every_attempt_beside(
+    upstream: FakeUpstream,
+) -> None:
+    upstream.script("d1", Status(500), Status(502), Status(503))
+    upstream.script("d2", Status(503), Status(503), Status(429))
+    providers = {"p": {"kind": "openai", "base_url": upstream.base_url}}
+    with (
+        LLMGate(providers=providers, **{**FAST, "max_retries": 2}) as gate,
+        pytest.raises(AllProvidersFailedError) as info,
+    ):
+        gate.completion(["p/d1", "p/d2"], MESSAGES)
+    # the seed's shape: one (target, error) per target tried, in order, its last failure
+    assert [(t, e.upstream_status) for t, e in info.value.errors] == [  # type: ignore[attr-defined]
+        ("p/d1", 503),
+        ("p/d2", 429),
+    ]
+    assert len(info.value.attempts) == 6
+    assert len(upstream.requests) == 6
+
+
 def test_error_outside_fallback_on_propagates_at_once(
     gate: LLMGate, upstream: FakeUpstream
 ) -> None:

@@ -26,9 +26,11 @@ def routes(providers: list[FakeProvider], **policies: RoutePolicy) -> RoutingTab
 async def serve(
     router: Engine, table: RoutingTable, route: str, request_id: str, *observers: Observer
 ) -> Done | Failed:
-    """Run one request to its end, as the gateway does: every batch to every observer."""
+    """Run one request to its end, as the gateway does: every batch to every observer.
+    The consumer accepts resets, as the dashboard's playground does."""
     last: Event | None = None
-    async for batch in router.stream(table, route, REQUEST, request_id=request_id):
+    stream = router.stream(table, route, REQUEST, request_id=request_id, accept_reset=True)
+    async for batch in stream:
         for observe in observers:
             observe(request_id, batch)
         last = batch[-1]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from router.engine import Engine
 from server.store import create_engine, migrate
 from tests.store.conftest import SKIP_POSTGRES, TEST_DATABASE_ENV
-from tests.unit._fakes import FakeClock, RecordingSleep
+from tests.unit._fakes import RecordingSleep, SteadyClock
 
 
 class Database(Protocol):
@@ -113,4 +113,4 @@ async def engine(empty_engine: AsyncEngine) -> AsyncEngine:
 @pytest.fixture
 def router() -> Engine:
     """The real routing engine, on a clock and sleep that only tests move."""
-    return Engine(clock=FakeClock(), rng=lambda: 0.5, sleep=RecordingSleep())
+    return Engine(clock=SteadyClock(), rng=lambda: 0.5, sleep=RecordingSleep())

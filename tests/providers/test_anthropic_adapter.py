@@ -26,7 +26,17 @@ from router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from router.events import Chunk, Done, Event, Failed, Finish, TextDelta, ToolCallDelta, Usage
+from router.events import (
+    Chunk,
+    Done,
+    Event,
+    Failed,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from router.policy import RoutePolicy
 from router.provider import AttemptOptions, Provider, ProviderRequest, prefill_ok
 from router.table import RoutingTable
@@ -155,6 +165,10 @@ async def test_streams_tool_uses_as_tool_calls_numbered_from_zero_after_text_and
     ]
     assert rebuilt == uses
     assert text_of(chunks) == "Let me check."  # the thinking block is not answer text
+    assert [c for c in chunks if isinstance(c, ReasoningDelta)] == [
+        ReasoningDelta("hmm"),
+        ReasoningDelta("", signature="c2ln"),  # the block's proof, passed on for the client
+    ]
     assert chunks[-2:] == [Finish("tool_calls"), Usage(10, 3, 13, 0)]
 
 

@@ -26,7 +26,17 @@ from router.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from router.events import Chunk, Done, Event, Failed, Finish, TextDelta, ToolCallDelta, Usage
+from router.events import (
+    Chunk,
+    Done,
+    Event,
+    Failed,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from router.policy import RoutePolicy
 from router.provider import AttemptOptions, Provider, ProviderRequest, prefill_ok
 from router.table import RoutingTable
@@ -126,11 +136,15 @@ async def test_usage_reports_cached_content_tokens(
     assert (await collect(provider))[-1] == Usage(500, 1, 501, 400)
 
 
-async def test_thought_summaries_are_not_answer_text(
+async def test_thought_summaries_are_reasoning_not_answer_text(
     provider: GeminiProvider, upstream: GeminiUpstream
 ) -> None:
     upstream.script("gemini-test", Stream(["Hi"], thought="**Planning** a greeting"))
-    assert text_of(await collect(provider)) == "Hi"
+    chunks = await collect(provider)
+    assert text_of(chunks) == "Hi"
+    assert [c for c in chunks if isinstance(c, ReasoningDelta)] == [
+        ReasoningDelta("**Planning** a greeting")
+    ]
 
 
 async def test_function_calls_stream_as_whole_tool_calls_with_generated_ids(

@@ -7,6 +7,7 @@ mock of our own code: each `stream` call plays the next script, step by step.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, TypeVar
 
@@ -107,6 +108,20 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class SteadyClock:
+    """Monotonic seconds that follow real time (so that timeouts fire) and jump ahead
+    when a test says so (a breaker's cooldown, without waiting it out)."""
+
+    def __init__(self) -> None:
+        self._offset = 1000.0 - time.monotonic()
+
+    def __call__(self) -> float:
+        return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
 
 
 class RecordingSleep:

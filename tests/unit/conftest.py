@@ -3,12 +3,12 @@ from __future__ import annotations
 import pytest
 
 from router.engine import Engine
-from tests.unit._fakes import FakeClock, RecordingSleep
+from tests.unit._fakes import RecordingSleep, SteadyClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> SteadyClock:
+    return SteadyClock()
 
 
 @pytest.fixture
@@ -17,5 +17,5 @@ def sleep() -> RecordingSleep:
 
 
 @pytest.fixture
-def engine(clock: FakeClock, sleep: RecordingSleep) -> Engine:
+def engine(clock: SteadyClock, sleep: RecordingSleep) -> Engine:
     return Engine(clock=clock, rng=lambda: 0.5, sleep=sleep)

@@ -6,6 +6,7 @@ Stream switches after content was delivered live in test_engine_midstream.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 
 import pytest
 
@@ -21,24 +22,37 @@ from router.errors import (
     NoSuchModel,
     ProviderError,
     RateLimited,
+    RequestTimeout,
     StreamErrorEvent,
     StreamInterrupted,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from router.events import AttemptFailed, AttemptStarted, Done, Event, Failed, TextDelta, Usage
+from router.events import (
+    AttemptFailed,
+    AttemptStarted,
+    Chunk,
+    Done,
+    Event,
+    Failed,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+)
 from router.policy import BreakerPolicy
-from router.provider import AttemptOptions
+from router.provider import AttemptOptions, ProviderRequest
 from router.table import RoutingTable
 from tests.unit._fakes import (
     HANG,
     REQUEST,
     Call,
-    FakeClock,
     FakeProvider,
     RecordingSleep,
     Script,
+    SteadyClock,
     answer,
+    cut,
     down,
     fail,
     of_type,
@@ -210,7 +224,7 @@ RETURNED = "returned to the client"
         (RateLimited("429"), RETRIED),
         (UpstreamUnavailable("500", upstream_status=500), RETRIED),
         (ConnectFailed("refused"), RETRIED),
-        (UpstreamTimeout("connect", phase="connect"), RETRIED),
+        (UpstreamTimeout("connect", phase="connect"), FELL_BACK),
         (StreamInterrupted("cut before content"), RETRIED),
         (MalformedResponse("bad json"), RETRIED),
         (StreamErrorEvent("overloaded"), RETRIED),
@@ -309,7 +323,7 @@ async def test_total_request_timeout_stops_the_request(engine: Engine, script: S
 
 
 async def test_flapping_primary_is_skipped_once_its_breaker_opens_then_probed_after_cooldown(
-    engine: Engine, clock: FakeClock
+    engine: Engine, clock: SteadyClock
 ) -> None:
     a = FakeProvider("a", fail(down()), fail(down()), answer("a is back"))
     b = FakeProvider("b", answer("1"), answer("2"), answer("3"))
@@ -340,7 +354,7 @@ async def test_flapping_primary_is_skipped_once_its_breaker_opens_then_probed_af
 
 
 async def test_failed_probe_reopens_the_breaker_and_the_target_is_skipped_again(
-    engine: Engine, clock: FakeClock
+    engine: Engine, clock: SteadyClock
 ) -> None:
     a = FakeProvider("a", fail(down()), fail(down()))
     b = FakeProvider("b", answer("1"), answer("2"), answer("3"))
@@ -480,3 +494,154 @@ async def test_stall_timeout_holds_when_another_task_continues_the_stream(engine
     failure = of_type(events, AttemptFailed)[0]
     assert (failure.target, failure.reason) == ("a/m", "timeout")
     assert isinstance(events[-1], Done) and events[-1].model == "b/m"
+
+
+# --- time-aware fallback ---------------------------------------------------------------
+
+
+async def test_silent_target_is_tried_once_then_the_fallback_answers_at_once(
+    engine: Engine, sleep: RecordingSleep
+) -> None:
+    a = FakeProvider("a", [HANG])
+    b = FakeProvider("b", answer("hi"))
+    policy = route("a", "b", first_token_timeout_s=0.05, request_timeout_s=0.5, max_retries=2)
+
+    events = await collect(engine, table(policy, a, b))
+
+    assert isinstance(events[-1], Done) and events[-1].model == "b/m"
+    assert (len(a.calls), len(b.calls), sleep.delays) == (1, 1, [])
+    [failure] = of_type(events, AttemptFailed)
+    assert (failure.reason, failure.retry_in_s) == ("timeout", None)
+
+
+async def test_silent_last_target_is_retried_while_time_remains(
+    engine: Engine, sleep: RecordingSleep
+) -> None:
+    a = FakeProvider("a", [HANG], answer("hi"))
+
+    done = await final(engine, table(route("a", first_token_timeout_s=0.05), a))
+
+    assert isinstance(done, Done)
+    assert len(a.calls) == 2 and len(sleep.delays) == 1
+
+
+async def test_retries_that_would_starve_the_next_target_go_to_it_instead(
+    engine: Engine, sleep: RecordingSleep
+) -> None:
+    a = FakeProvider("a", fail(down()))
+    b = FakeProvider("b", answer("hi"))
+    # a retry of a (plus its own first-token wait) would leave b less than 2 s
+    policy = route("a", "b", first_token_timeout_s=2.0, request_timeout_s=3.0)
+
+    done = await final(engine, table(policy, a, b))
+
+    assert isinstance(done, Done) and done.model == "b/m"
+    assert (len(a.calls), sleep.delays) == (1, [])
+
+
+async def test_total_timeout_is_its_own_error_and_the_one_the_client_hears(
+    engine: Engine,
+) -> None:
+    a = FakeProvider("a", fail(RateLimited("429", retry_after=0.01)), [HANG])
+
+    failed = await final(engine, table(route("a", request_timeout_s=0.1), a))
+
+    assert isinstance(failed, Failed)
+    assert isinstance(failed.error, RequestTimeout)
+    assert (failed.error.status, failed.error.phase) == (504, "total")
+
+
+# --- what the client is told -----------------------------------------------------------
+
+
+async def test_every_target_without_the_model_is_a_404_told_once(engine: Engine) -> None:
+    a = FakeProvider("a", fail(ModelNotFound("no such model", upstream_status=404)))
+    b = FakeProvider("b", fail(ModelNotFound("no such model", upstream_status=404)))
+
+    failed = await final(engine, table(route("a", "b"), a, b))
+
+    assert isinstance(failed, Failed)
+    assert isinstance(failed.error, ModelNotFound) and failed.error.status == 404
+    assert [t for t, _ in failed.errors] == ["a/m", "b/m"]
+
+
+async def test_failed_relays_the_retry_after_of_the_failure_that_decided(
+    engine: Engine,
+) -> None:
+    limited = RateLimited("429", retry_after=7.0, upstream_status=429)
+    a = FakeProvider("a", fail(limited))
+    b = FakeProvider("b", fail(down()))
+
+    policy = route("a", "b", max_retry_after_s=1.0, max_retries=0)
+    failed = await final(engine, table(policy, a, b))
+
+    assert isinstance(failed, Failed)
+    assert (failed.error, failed.retry_after) == (limited, 7.0)
+
+
+async def test_a_target_whose_probe_another_request_took_is_skipped_not_crashed_on(
+    engine: Engine, clock: SteadyClock
+) -> None:
+    policy = route("a", "b", max_retries=0, breaker=BreakerPolicy(failure_threshold=1))
+    b = FakeProvider("b", fail(down()))
+
+    class TakesTheProbe:
+        """An upstream that fails while another request takes b's half-open probe."""
+
+        name, supports_prefill = "a", False
+        calls = 0
+
+        async def stream(
+            self, model: str, request: ProviderRequest, options: AttemptOptions
+        ) -> AsyncGenerator[list[Chunk], None]:
+            self.calls += 1
+            if self.calls == 2:
+                assert engine.breaker("b/m", policy).allow(clock())
+            raise down()
+            yield []
+
+    a = TakesTheProbe()
+    tbl = RoutingTable({"a": a, "b": b}, {"r": policy})
+    await final(engine, tbl)  # both fail; both breakers open
+    clock.advance(31)
+
+    failed = await final(engine, tbl)
+
+    assert isinstance(failed, Failed)
+    assert failed.record.skipped == ["b/m"]
+    assert (len(b.calls), a.calls) == (1, 2)
+    assert isinstance(failed.error, UpstreamUnavailable)
+
+
+# --- content kinds ---------------------------------------------------------------------
+
+
+async def test_reasoning_and_refusals_pass_through_and_are_not_answer_text(
+    engine: Engine,
+) -> None:
+    a = FakeProvider(
+        "a",
+        [[ReasoningDelta("The user asks")], [ReasoningDelta(" for X.")], *cut("I can")],
+    )
+    b = FakeProvider("b", [[ReasoningDelta("Again.")], [TextDelta("I can help")], [Finish("stop")]])
+
+    events = await collect(engine, table(route("a", "b", stream_fallback_mode="user_turn"), a, b))
+
+    assert [e.text for e in of_type(events, ReasoningDelta)] == [
+        "The user asks",
+        " for X.",
+        "Again.",
+    ]
+    # the continuation joins the answer text only
+    assert b.calls[0].request.messages[-2] == {"role": "assistant", "content": "I can"}
+    assert [e.text for e in of_type(events, TextDelta)] == ["I can", " help"]
+
+
+async def test_a_cut_after_the_upstream_finished_loses_nothing(engine: Engine) -> None:
+    a = FakeProvider("a", [[TextDelta("Done.")], [Finish("stop")], StreamInterrupted("no [DONE]")])
+
+    done = await final(engine, table(route("a"), a))
+
+    assert isinstance(done, Done)
+    assert (done.finish_reason, len(a.calls)) == ("stop", 1)
+    assert [a_.outcome for a_ in done.record.attempts] == ["ok"]

@@ -42,8 +42,8 @@ USER_TURN_REQUEST = ProviderRequest(
 )
 
 
-async def collect(engine: Engine, tbl: RoutingTable) -> list[Event]:
-    stream = engine.stream(tbl, "r", REQUEST, request_id="req-1")
+async def collect(engine: Engine, tbl: RoutingTable, *, accept_reset: bool = False) -> list[Event]:
+    stream = engine.stream(tbl, "r", REQUEST, request_id="req-1", accept_reset=accept_reset)
     return [event async for batch in stream for event in batch]
 
 
@@ -66,11 +66,15 @@ def switch(mode: Mode, *, trimmed: int = 0, reset: bool = False, to: str = "b/m"
 # --- restart ---------------------------------------------------------------------------
 
 
-async def test_restart_resets_the_client_when_the_new_answer_diverges(engine: Engine) -> None:
+async def test_restart_resets_a_client_that_accepts_resets_when_the_new_answer_diverges(
+    engine: Engine,
+) -> None:
     a = FakeProvider("a", cut("Once", " upon"))
     b = FakeProvider("b", answer("A long", " time ago"))
 
-    events = await collect(engine, table(route("a", "b", stream_fallback_mode="restart"), a, b))
+    events = await collect(
+        engine, table(route("a", "b", stream_fallback_mode="restart"), a, b), accept_reset=True
+    )
 
     assert events[:-1] == [
         AttemptStarted(1, "a/m", "original"),
@@ -112,7 +116,7 @@ async def test_after_a_reset_the_next_restart_matches_only_the_new_answer(
     c = FakeProvider("c", answer("A long", " time ago"))
     policy = route("a", "b", "c", stream_fallback_mode="restart", max_retries=0)
 
-    events = await collect(engine, table(policy, a, b, c))
+    events = await collect(engine, table(policy, a, b, c), accept_reset=True)
 
     done = events[-1]
     assert isinstance(done, Done)
@@ -123,26 +127,84 @@ async def test_after_a_reset_the_next_restart_matches_only_the_new_answer(
     assert client_text(events) == "A long time ago"
 
 
-async def test_partial_tool_call_restarts_with_a_reset_even_in_prefill_mode(
+async def test_restart_that_diverges_continues_as_user_turn_for_a_client_without_resets(
     engine: Engine,
 ) -> None:
-    a = FakeProvider("a", [[ToolCallDelta(0, "call_1", "get_weather", '{"ci')], down()])
+    a = FakeProvider("a", cut("Once", " upon"))
     b = FakeProvider(
-        "b",
-        [[ToolCallDelta(0, "call_2", "get_weather", '{"city":"Oslo"}')], [Finish("tool_calls")]],
-        supports_prefill=True,
+        "b", answer("A long", " time ago"), answer("Once upon", " a time"), supports_prefill=True
     )
 
-    events = await collect(
-        engine, table(route("a", "b", stream_fallback_mode="prefill", max_retries=0), a, b)
-    )
+    events = await collect(engine, table(route("a", "b", stream_fallback_mode="restart"), a, b))
 
-    assert shapes(events) == [("a/m", "original"), ("b/m", "original")]
+    assert of_type(events, Reset) == []
+    assert shapes(events) == [("a/m", "original"), ("b/m", "original"), ("b/m", "user_turn")]
+    assert [(f.target, f.reason) for f in of_type(events, AttemptFailed)] == [
+        ("a/m", "stream_interrupted"),
+        ("b/m", "restart_diverged"),
+    ]
     assert b.calls[0].request == REQUEST
-    [reset] = of_type(events, Reset)
-    assert events.index(reset) < events.index(of_type(events, ToolCallDelta)[1])
+    assert b.calls[1].request.messages[-2] == PARTIAL
+    assert b.calls[1].request.messages[-1]["role"] == "user"
+    assert client_text(events) == "Once upon a time"
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert [(s.mode, s.reason, s.reset) for s in done.record.switches] == [
+        ("user_turn", "stream_interrupted", False)
+    ]
+
+
+async def test_tool_call_cut_mid_arguments_reaches_the_client_only_whole_from_the_retry(
+    engine: Engine,
+) -> None:
+    a = FakeProvider(
+        "a",
+        [
+            [ToolCallDelta(0, "call_1", "get_weather", "")],
+            [ToolCallDelta(0, arguments='{"ci')],
+            StreamInterrupted("cut", provider="a"),
+        ],
+        [
+            [ToolCallDelta(0, "call_2", "get_weather", "")],
+            [ToolCallDelta(0, arguments='{"city":')],
+            [ToolCallDelta(0, arguments='"Oslo"}')],
+            [Finish("tool_calls")],
+        ],
+    )
+
+    events = await collect(engine, table(route("a", max_retries=1), a))
+
+    assert of_type(events, ToolCallDelta) == [
+        ToolCallDelta(0, "call_2", "get_weather", '{"city":"Oslo"}')
+    ]
+    assert of_type(events, Reset) == of_type(events, StreamSwitch) == []
     assert isinstance(events[-1], Done)
     assert events[-1].finish_reason == "tool_calls"
+    assert a.calls[1].request == REQUEST  # nothing was shown: the retry asks afresh
+
+
+async def test_parallel_tool_calls_are_passed_on_whole_in_order_once_the_attempt_finishes(
+    engine: Engine,
+) -> None:
+    a = FakeProvider(
+        "a",
+        [
+            [TextDelta("Checking.")],
+            [ToolCallDelta(3, "call_a", "get_weather", '{"city":')],
+            [ToolCallDelta(3, arguments='"Oslo"}'), ToolCallDelta(5, "call_b", "get_", "")],
+            [ToolCallDelta(5, name="time", arguments="{}")],
+            [Finish("tool_calls")],
+        ],
+    )
+
+    events = await collect(engine, table(route("a"), a))
+
+    calls = of_type(events, ToolCallDelta)
+    assert calls == [
+        ToolCallDelta(0, "call_a", "get_weather", '{"city":"Oslo"}'),
+        ToolCallDelta(1, "call_b", "get_time", "{}"),
+    ]
+    assert events.index(calls[0]) > events.index(of_type(events, TextDelta)[0])
 
 
 async def test_mid_stream_cut_on_the_last_target_retries_it_in_the_fallback_mode(

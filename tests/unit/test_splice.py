@@ -89,34 +89,24 @@ def test_overlap_trimmer_drops_only_a_repeat_of_the_delivered_tail(
 
 
 @pytest.mark.parametrize(
-    ("delivered", "chunks", "force_reset", "emitted", "reset", "trimmed", "held"),
+    ("delivered", "chunks", "emitted", "reset", "trimmed", "held"),
     [
-        pytest.param(
-            "Hello wor", ["Hello", " world!"], False, "ld!", False, 9, 1, id="identical-prefix"
-        ),
-        pytest.param("Hello", ["Hello"], False, "", False, 5, 0, id="identical-whole"),
-        pytest.param(
-            "Hello world", ["Goodbye"], False, "Goodbye", True, 0, 0, id="diverges-at-once"
-        ),
-        pytest.param(
-            "Hello world", ["Hel", "p me"], False, "Help me", True, 0, 1, id="diverges-later"
-        ),
-        pytest.param(
-            "Hello world", ["Hello"], False, "Hello", True, 0, 1, id="ends-short-of-delivered"
-        ),
-        pytest.param("Hello", ["Hello there"], True, "Hello there", True, 0, 0, id="forced-reset"),
+        pytest.param("Hello wor", ["Hello", " world!"], "ld!", False, 9, 1, id="identical-prefix"),
+        pytest.param("Hello", ["Hello"], "", False, 5, 0, id="identical-whole"),
+        pytest.param("Hello world", ["Goodbye"], "Goodbye", True, 0, 0, id="diverges-at-once"),
+        pytest.param("Hello world", ["Hel", "p me"], "Help me", True, 0, 1, id="diverges-later"),
+        pytest.param("Hello world", ["Hello"], "Hello", True, 0, 1, id="ends-short-of-delivered"),
     ],
 )
 def test_restart_matcher_is_seamless_on_identical_prefix_and_resets_on_divergence(
     delivered: str,
     chunks: list[str],
-    force_reset: bool,
     emitted: str,
     reset: bool,
     trimmed: int,
     held: int,
 ) -> None:
-    matcher = RestartMatcher(delivered, force_reset=force_reset)
+    matcher = RestartMatcher(delivered)
 
     assert play(matcher, chunks) == (emitted, held)
     assert matcher.reset is reset
