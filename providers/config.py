@@ -63,6 +63,13 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     request_log_queue: Annotated[int, Meta(ge=1)] = 10_000
     """Rows waiting for the database at most; beyond that new rows are dropped and
     counted (``llmgate_request_log_dropped``), never blocking a request."""
+    retry_guard_s: Annotated[float, Meta(ge=0, le=600)] = 10.0
+    """How long a final failure is replayed to an identical request from a client that
+    retries on the status alone (``retry_guard_user_agents``), at no upstream cost;
+    0 turns it off. A failure with a ``Retry-After`` is replayed only until then."""
+    retry_guard_user_agents: tuple[str, ...] = ("ai-sdk/",)
+    """User-Agent fragments of clients that ignore ``x-should-retry`` and retry a final
+    5xx or 429 by themselves: the Vercel AI SDK's ``ai-sdk/``."""
 
 
 class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

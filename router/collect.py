@@ -61,6 +61,8 @@ def fold(batches: Iterable[list[Event]]) -> Answer | Failed:
                 calls.setdefault(event.index, []).append(event.arguments)
             elif isinstance(event, Reset):
                 text.clear()
+                reasoning.clear()
+                signature = None
                 refusal.clear()
                 calls.clear()
                 heads.clear()

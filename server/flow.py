@@ -11,7 +11,9 @@ door it uses is written here once:
 - a failure before any content is an HTTP error, never a stream;
 - a final failure tells the client not to retry what llmgate already retried
   (`final_headers`);
-- the reset marker only for a client that asked for it (``x-llmgate-accept-reset``).
+- the reset marker only for a client that asked for it (``x-llmgate-accept-reset``);
+- a client that retries on the status alone gets a final failure replayed rather than
+  the route run again (`server.retry_guard`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from router.events import (
 )
 from router.provider import ProviderRequest
 from server.gateway import Gateway
+from server.retry_guard import REPLAYED, Remembered, RetryGuard
 
 __all__ = [
     "Call",
@@ -143,7 +146,14 @@ class Door(Generic[C]):
         request_id = wire.id_prefix + os.urandom(12).hex()
         request.state["llmgate_request_id"] = request_id  # errors raised below name it too
         key = gateway.authorize(wire.credentials(request.headers))
-        call = wire.parse(await request.body())
+        body = await request.body()
+        guard = gateway.retry_guard
+        retry_of = guard.fingerprint(
+            request.headers.get("user-agent"), key.id if key else "", request.url.path, body
+        )
+        if retry_of is not None and (replay := guard.recall(retry_of)) is not None:
+            return _replay(replay)
+        call = wire.parse(body)
         gateway.allowed(key, call.model)
         model = await gateway.admit(key, call.model, request_id)
         events = gateway.run(
@@ -161,25 +171,44 @@ class Door(Generic[C]):
             batches = [batch async for batch in events]
             last = batches[-1][-1]
             if isinstance(last, Failed):
-                return self._failure(last, headers)
+                return self._failure(last, headers, guard, retry_of)
             if not isinstance(last, Done):
                 raise RuntimeError(f"the event stream ended with {type(last).__name__}")
             headers["x-llmgate-attempts"] = record_summary(last.record)
             return _json(wire.collect(call, request_id, batches), 200, headers)
         held, failed = await hold_back(events)
         if failed is not None:
-            return self._failure(failed, headers)
+            return self._failure(failed, headers, guard, retry_of)
         return Stream(
             relay(wire.encoder(call, request_id), held, events, wire.stream_error),
             media_type="text/event-stream",
             headers={**_SSE_HEADERS, **headers},
         )
 
-    def _failure(self, failed: Failed, headers: dict[str, str]) -> Response[bytes]:
+    def _failure(
+        self,
+        failed: Failed,
+        headers: dict[str, str],
+        guard: RetryGuard,
+        retry_of: bytes | None,
+    ) -> Response[bytes]:
         status, body = self.wire.failure(failed)
         headers["x-llmgate-attempts"] = record_summary(failed.record)
         headers.update(final_headers(failed))
-        return _json(body, status, headers)
+        content = _encode(body)
+        if retry_of is not None:
+            guard.remember(retry_of, status, content, headers, failed.retry_after)
+        return Response(content, status_code=status, media_type="application/json", headers=headers)
+
+
+def _replay(remembered: Remembered) -> Response[bytes]:
+    """A final failure again, for a client's own retry of the request (`server.retry_guard`)."""
+    return Response(
+        remembered.body,
+        status_code=remembered.status,
+        media_type="application/json",
+        headers={**remembered.headers, REPLAYED: "replayed"},
+    )
 
 
 def final_headers(failed: Failed) -> dict[str, str]:

@@ -25,6 +25,7 @@ from router.provider import ProviderRequest
 from router.table import RoutingTable
 from server.auth import ApiKey, AuthError, KeyRing, RouteNotAllowed, bearer_token
 from server.budgets import BudgetExceeded, BudgetGate, Limit, limits_of
+from server.retry_guard import RetryGuard
 
 __all__ = ["Gateway", "Observer"]
 
@@ -64,6 +65,10 @@ class Gateway:
         """Set while serving from a database (`server.budgets`)."""
         self._route_limits: dict[str, list[Limit]] = {}
         self.keys = KeyRing()
+        self.retry_guard = RetryGuard(
+            config.server.retry_guard_s, config.server.retry_guard_user_agents
+        )
+        """Final failures replayed to clients that retry on the status alone."""
         """The active virtual keys (`server.store.keys`), swapped in by the reloader."""
         self.on_start: list[Callable[[RequestRecord], None]] = []
         """Called with a request's record (id and route) once its route is resolved,
