@@ -18,7 +18,7 @@ from litestar import Request, Response, post
 from litestar.datastructures import Headers
 from litestar.exceptions import HTTPException
 
-from router.collect import fold
+from router.collect import Answer
 from router.errors import LLMGateError
 from router.events import Event, Failed
 from server.anthropic_message import message_body
@@ -60,10 +60,7 @@ class MessagesWire:
         return EventEncoder(request_id, call.model).encode
 
     @staticmethod
-    def collect(call: MessagesCall, request_id: str, batches: list[list[Event]]) -> dict[str, Any]:
-        answer = fold(batches)
-        if isinstance(answer, Failed):  # the flow hands over finished answers only
-            raise RuntimeError("collect() of a failed request")
+    def collect(call: MessagesCall, request_id: str, answer: Answer) -> dict[str, Any]:
         return message_body(request_id, answer)
 
     @staticmethod

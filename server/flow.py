@@ -29,6 +29,7 @@ from litestar import Request, Response
 from litestar.datastructures import Headers
 from litestar.response import Stream
 
+from router.collect import Answer, fold
 from router.errors import LLMGateError, ProviderError
 from router.events import (
     Done,
@@ -99,8 +100,8 @@ class Wire(Protocol[C]):
     def encoder(self, call: C, request_id: str) -> Callable[[list[Event]], bytes]:
         """Turns one request's event batches into the bytes of its stream."""
 
-    def collect(self, call: C, request_id: str, batches: list[list[Event]]) -> dict[str, Any]:
-        """The body of a whole answer; the last event of ``batches`` is `Done`."""
+    def collect(self, call: C, request_id: str, answer: Answer) -> dict[str, Any]:
+        """The body of a whole answer (its text, tool calls, reasoning and `Done`)."""
 
     def failure(self, failed: Failed) -> tuple[int, dict[str, Any]]:
         """Status and error body for a request that could not be completed."""
@@ -168,14 +169,11 @@ class Door(Generic[C]):
         if model != call.model:  # the route's budget is spent: a cheaper route answers
             headers["x-llmgate-downgraded-to"] = model
         if not call.stream:
-            batches = [batch async for batch in events]
-            last = batches[-1][-1]
-            if isinstance(last, Failed):
-                return self._failure(last, headers, guard, retry_of)
-            if not isinstance(last, Done):
-                raise RuntimeError(f"the event stream ended with {type(last).__name__}")
-            headers["x-llmgate-attempts"] = record_summary(last.record)
-            return _json(wire.collect(call, request_id, batches), 200, headers)
+            answer = fold([batch async for batch in events])
+            if isinstance(answer, Failed):
+                return self._failure(answer, headers, guard, retry_of)
+            headers["x-llmgate-attempts"] = record_summary(answer.done.record)
+            return _json(wire.collect(call, request_id, answer), 200, headers)
         held, failed = await hold_back(events)
         if failed is not None:
             return self._failure(failed, headers, guard, retry_of)

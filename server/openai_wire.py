@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 from litestar.datastructures import Headers
 
-from router.collect import Answer, fold
+from router.collect import Answer
 from router.errors import LLMGateError
 from router.events import (
     AttemptStarted,
@@ -253,10 +253,7 @@ class ChatWire:
         return ChunkEncoder(request_id, call.model, call.include_usage).encode
 
     @staticmethod
-    def collect(call: ChatCall, request_id: str, batches: list[list[Event]]) -> dict[str, Any]:
-        answer = fold(batches)
-        if isinstance(answer, Failed):  # the flow hands over finished answers only
-            raise RuntimeError("collect() of a failed request")
+    def collect(call: ChatCall, request_id: str, answer: Answer) -> dict[str, Any]:
         return _completion(request_id, answer)
 
     @staticmethod
