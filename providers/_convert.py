@@ -7,13 +7,24 @@ an upstream is that upstream's `InvalidRequest`: another target may still take i
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import msgspec
 
 from router.errors import InvalidRequest
 
-__all__ = ["data_url", "parts", "stop_sequences", "text_of", "tool_arguments"]
+__all__ = [
+    "Image",
+    "content_parts",
+    "data_url",
+    "parts",
+    "stop_sequences",
+    "text_of",
+    "tool_arguments",
+]
+
+Part = dict[str, Any]
 
 
 def parts(content: Any) -> list[dict[str, Any]]:
@@ -43,6 +54,44 @@ def data_url(url: str) -> tuple[str, str] | None:
     if not sep or encoding != "base64":
         return None
     return media_type or "application/octet-stream", data
+
+
+class Image(NamedTuple):
+    """An ``image_url`` part: its URL and, for a ``data:`` URL, its content inline."""
+
+    url: str
+    inline: tuple[str, str] | None
+    """``(media type, base64 data)``, or None for a URL the upstream fetches itself."""
+
+
+def content_parts(
+    content: Any,
+    provider: str,
+    api: str,
+    *,
+    text: Callable[[Part], Part | None],
+    image: Callable[[Image], Part],
+) -> list[Part]:
+    """User or assistant content in an upstream's shape: each text part through ``text``
+    (None drops it), each image part through ``image``. A part of any other type is the
+    upstream's `InvalidRequest`, raised before anything is sent."""
+    out: list[Part] = []
+    for part in parts(content):
+        kind = part.get("type")
+        if kind == "text":
+            translated = text(part)
+            if translated is not None:
+                out.append(translated)
+        elif kind == "image_url":
+            value = part.get("image_url")
+            url = str(value.get("url", "") if isinstance(value, dict) else value or "")
+            out.append(image(Image(url, data_url(url))))
+        else:
+            raise InvalidRequest(
+                f"{provider}: content parts of type {kind!r} cannot be sent to {api}",
+                provider=provider,
+            )
+    return out
 
 
 def tool_arguments(raw: Any, provider: str) -> Any:

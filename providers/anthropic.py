@@ -11,7 +11,14 @@ import msgspec
 from msgspec import Meta
 
 from providers._client import Upstream
-from providers._convert import data_url, parts, stop_sequences, text_of, tool_arguments
+from providers._convert import (
+    Image,
+    content_parts,
+    parts,
+    stop_sequences,
+    text_of,
+    tool_arguments,
+)
 from providers._stream import sse_chunks
 from providers.pricing import Price
 from router.errors import (
@@ -90,31 +97,16 @@ def _text_block(part: dict[str, Any]) -> dict[str, Any] | None:
     return block
 
 
+def _image_block(image: Image) -> dict[str, Any]:
+    if image.inline is None:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    media_type, data = image.inline
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
 def _blocks(content: Any, provider: str) -> list[dict[str, Any]]:
     """User or assistant content parts as Anthropic content blocks."""
-    out: list[dict[str, Any]] = []
-    for part in parts(content):
-        kind = part.get("type")
-        if kind == "text":
-            block = _text_block(part)
-            if block is not None:
-                out.append(block)
-        elif kind == "image_url":
-            image = part.get("image_url")
-            url = str(image.get("url", "") if isinstance(image, dict) else image or "")
-            inline = data_url(url)
-            source = (
-                {"type": "base64", "media_type": inline[0], "data": inline[1]}
-                if inline
-                else {"type": "url", "url": url}
-            )
-            out.append({"type": "image", "source": source})
-        else:
-            raise InvalidRequest(
-                f"{provider}: content parts of type {kind!r} cannot be sent to Anthropic",
-                provider=provider,
-            )
-    return out
+    return content_parts(content, provider, "Anthropic", text=_text_block, image=_image_block)
 
 
 def _tool_uses(message: dict[str, Any], provider: str) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 
 from providers._client import Upstream
-from providers._convert import data_url, parts, stop_sequences, text_of, tool_arguments
+from providers._convert import Image, content_parts, stop_sequences, text_of, tool_arguments
 from providers._stream import sse_chunks
 from providers.pricing import Price
 from router.errors import (
@@ -104,28 +104,19 @@ def _retry_delay(body: bytes) -> float | None:
 # --- the request -----------------------------------------------------------------------
 
 
+def _text_part(part: dict[str, Any]) -> dict[str, Any] | None:
+    return {"text": str(part["text"])} if part.get("text") else None
+
+
+def _image_part(image: Image) -> dict[str, Any]:
+    if image.inline is None:
+        return {"fileData": {"fileUri": image.url}}
+    media_type, data = image.inline
+    return {"inlineData": {"mimeType": media_type, "data": data}}
+
+
 def _parts(content: Any, provider: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for part in parts(content):
-        kind = part.get("type")
-        if kind == "text":
-            if part.get("text"):
-                out.append({"text": str(part["text"])})
-        elif kind == "image_url":
-            image = part.get("image_url")
-            url = str(image.get("url", "") if isinstance(image, dict) else image or "")
-            inline = data_url(url)
-            out.append(
-                {"inlineData": {"mimeType": inline[0], "data": inline[1]}}
-                if inline
-                else {"fileData": {"fileUri": url}}
-            )
-        else:
-            raise InvalidRequest(
-                f"{provider}: content parts of type {kind!r} cannot be sent to Gemini",
-                provider=provider,
-            )
-    return out
+    return content_parts(content, provider, "Gemini", text=_text_part, image=_image_part)
 
 
 def _function_response(content: Any) -> dict[str, Any]:
