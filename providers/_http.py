@@ -19,12 +19,20 @@ from router.errors import (
     ModelNotFound,
     ProviderError,
     RateLimited,
+    StreamErrorEvent,
     StreamInterrupted,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 
-__all__ = ["error_for_status", "parse_retry_after", "transport_errors"]
+__all__ = [
+    "Classifier",
+    "error_for_status",
+    "in_band_error",
+    "openai_style_classifier",
+    "parse_retry_after",
+    "transport_errors",
+]
 
 # Classifies a 400-class body into a more specific error type, or None.
 Classifier = Callable[[int, dict[str, object]], type[ProviderError] | None]
@@ -86,6 +94,16 @@ def error_for_status(
     else:
         cls = InvalidRequest
     return cls(text, provider=provider, upstream_status=status, retry_after=retry_after)
+
+
+def in_band_error(provider: str, error: object, classify: Classifier) -> ProviderError:
+    """An error event in a stream's body: the type ``classify`` gives its error object
+    (called with status 0, as no status came with it), else `StreamErrorEvent`."""
+    err = error if isinstance(error, dict) else {"message": str(error)}
+    kind = err.get("type")
+    detail = f"{kind}: {err.get('message', '')}" if kind else err.get("message", err)
+    cls = classify(0, err) or StreamErrorEvent
+    return cls(f"{provider} sent an error event mid-stream: {detail}", provider=provider)
 
 
 def openai_style_classifier(status: int, err: dict[str, object]) -> type[ProviderError] | None:

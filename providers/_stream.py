@@ -3,20 +3,66 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
+import msgspec
 
 from providers._client import Upstream
 from providers._http import Classifier, error_for_status, transport_errors
 from providers._sse import SSEParser
-from router.errors import ProviderError, StreamInterrupted
+from router.errors import MalformedResponse, ProviderError, StreamInterrupted
 from router.events import Chunk
 from router.provider import AttemptOptions
 
-__all__ = ["Feed", "sse_chunks"]
+__all__ = ["Reader", "sse_chunks"]
 
-Feed = Callable[[bytes | None, bytes, list[Chunk]], None]
-"""Translates one ``(event, data)`` pair, appending chunks; raises `ProviderError`."""
+W = TypeVar("W")
+
+
+class Reader(Generic[W]):
+    """The state of one streamed answer in one wire format; a subclass per format.
+
+    The loop decodes every event's data with the class's ``decoder`` into the wire
+    Struct ``W`` before `feed` sees it: data that does not decode is the upstream's
+    `MalformedResponse`, the same for every format. Data equal to ``end_marker`` is no
+    event but the stream's end marker (OpenAI's ``[DONE]``) and marks it ``finished``.
+    A body that ends cleanly while not ``finished`` (the reader sets it once the events
+    made a whole answer) is a `StreamInterrupted` saying it ended without ``ending``.
+    """
+
+    decoder: ClassVar[msgspec.json.Decoder[Any]]
+    end_marker: ClassVar[bytes | None] = None
+    ending: ClassVar[str]
+    """What a complete stream ends with, for the error when it does not."""
+
+    __slots__ = ("finished", "provider")
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.finished = False
+
+    def feed(self, event: bytes | None, wire: W, out: list[Chunk]) -> None:
+        """Append the chunks one decoded event carries; raise a `ProviderError` for a
+        failure it reports."""
+        raise NotImplementedError
+
+
+def _read(reader: Reader[Any], pairs: list[tuple[bytes | None, bytes]], out: list[Chunk]) -> None:
+    decode = reader.decoder.decode
+    marker = reader.end_marker
+    for event, payload in pairs:
+        if payload == marker:
+            reader.finished = True
+            continue
+        try:
+            wire = decode(payload)
+        except msgspec.DecodeError as exc:  # a ValidationError is one too
+            raise MalformedResponse(
+                f"{reader.provider} sent a malformed stream event: {exc}: {payload[:200]!r}",
+                provider=reader.provider,
+            ) from exc
+        reader.feed(event, wire, out)
 
 
 async def sse_chunks(
@@ -28,19 +74,17 @@ async def sse_chunks(
     body: bytes,
     options: AttemptOptions,
     classify: Classifier,
-    feed: Feed,
-    complete: Callable[[], None],
+    reader: Reader[Any],
     retry_hint: Callable[[bytes], float | None] | None = None,
 ) -> AsyncGenerator[list[Chunk], None]:
     """One batch per network read that produced any chunk.
 
     A non-2xx status raises its `error_for_status` error; transport failures raise
     `ConnectFailed`, `UpstreamTimeout` or (once headers arrived) `StreamInterrupted`, as
-    does a body that ends in the middle of an event. ``complete`` runs when the body
-    ended cleanly and raises `StreamInterrupted` unless the events made a complete
-    answer (each provider has its own end marker). Close the generator
-    (``aclosing``) to release the connection early. ``retry_hint`` reads a retry delay
-    from an error body, for upstreams that send no ``Retry-After`` header.
+    does a body that ends in the middle of an event or before ``reader`` is finished.
+    Close the generator (``aclosing``) to release the connection early. ``retry_hint``
+    reads a retry delay from an error body, for upstreams that send no ``Retry-After``
+    header.
     """
     timeout = httpx.Timeout(options.connect_timeout_s, read=None)
     headers_seen = [False]
@@ -62,8 +106,7 @@ async def sse_chunks(
                 batch: list[Chunk] = []
                 error: ProviderError | None = None
                 try:
-                    for event, payload in parser.feed(data):
-                        feed(event, payload, batch)
+                    _read(reader, parser.feed(data), batch)
                 except ProviderError as exc:
                     # Content that arrived in the same read as a bad event was still
                     # delivered by the upstream: pass it on before failing.
@@ -76,4 +119,7 @@ async def sse_chunks(
                 raise StreamInterrupted(
                     f"{provider} stream ended in the middle of an event", provider=provider
                 )
-            complete()
+            if not reader.finished:
+                raise StreamInterrupted(
+                    f"{provider} stream ended without {reader.ending}", provider=provider
+                )

@@ -19,16 +19,14 @@ from providers._convert import (
     text_of,
     tool_arguments,
 )
-from providers._stream import sse_chunks
+from providers._http import in_band_error
+from providers._stream import Reader, sse_chunks
 from providers.pricing import Price
 from router.errors import (
     ContextLengthExceeded,
     InvalidRequest,
-    MalformedResponse,
     ProviderError,
     RateLimited,
-    StreamErrorEvent,
-    StreamInterrupted,
     UpstreamUnavailable,
 )
 from router.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
@@ -82,6 +80,11 @@ def _classify(status: int, err: dict[str, object]) -> type[ProviderError] | None
     if "prompt is too long" in message or "exceed context limit" in message:
         return ContextLengthExceeded
     return None
+
+
+def _in_band_class(status: int, err: dict[str, object]) -> type[ProviderError] | None:
+    """An ``error`` event has no status: its error type says what the status would."""
+    return _classify(status, err) or _IN_BAND.get(str(err.get("type") or ""))
 
 
 # --- the request -----------------------------------------------------------------------
@@ -291,11 +294,6 @@ class _Delta(msgspec.Struct, gc=False):
     stop_reason: str | None = None
 
 
-class _Error(msgspec.Struct, gc=False):
-    type: str = ""
-    message: str = ""
-
-
 class _Event(msgspec.Struct, gc=False):
     """Every event type in one shape: unknown types are ignored, as Anthropic asks."""
 
@@ -305,46 +303,31 @@ class _Event(msgspec.Struct, gc=False):
     content_block: _Block | None = None
     delta: _Delta | None = None
     usage: _Usage | None = None
-    error: _Error | None = None
+    error: Any = None
 
 
-_decode_event = msgspec.json.Decoder(_Event).decode
 _encode = msgspec.json.Encoder().encode
 
 
-class _Reader:
+class _Reader(Reader[_Event]):
     """The state of one streamed message."""
 
-    __slots__ = (
-        "_provider",
-        "_skip_space",
-        "_stop_reason",
-        "_structured",
-        "_tools",
-        "_usage",
-        "stopped",
-    )
+    decoder = msgspec.json.Decoder(_Event)
+    ending = "message_stop"
+    __slots__ = ("_skip_space", "_stop_reason", "_structured", "_tools", "_usage")
 
     def __init__(self, provider: str, skip_space: bool) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._skip_space = skip_space
         self._tools: dict[int, int] = {}  # content block index -> tool call ordinal
         self._usage = _Usage()
         self._stop_reason: str | None = None
         self._structured = False
-        self.stopped = False
 
-    def feed(self, _event: bytes | None, payload: bytes, out: list[Chunk]) -> None:
-        try:
-            event = _decode_event(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise MalformedResponse(
-                f"{self._provider} sent a malformed stream event: {exc}: {payload[:200]!r}",
-                provider=self._provider,
-            ) from exc
-        match event.type:
-            case "content_block_delta" if event.delta is not None:
-                delta = event.delta
+    def feed(self, event: bytes | None, wire: _Event, out: list[Chunk]) -> None:
+        match wire.type:
+            case "content_block_delta" if wire.delta is not None:
+                delta = wire.delta
                 if delta.type == "text_delta" and delta.text:
                     self._text(delta.text, out)
                 elif delta.type == "thinking_delta" and delta.thinking:
@@ -352,39 +335,33 @@ class _Reader:
                 elif delta.type == "signature_delta" and delta.signature:
                     out.append(ReasoningDelta("", signature=delta.signature))
                 elif delta.type == "input_json_delta" and delta.partial_json:
-                    tool = self._tools.get(event.index)
+                    tool = self._tools.get(wire.index)
                     if tool == -1:  # the structured-output tool: its input is the answer
                         out.append(TextDelta(delta.partial_json))
                     elif tool is not None:
                         out.append(ToolCallDelta(tool, arguments=delta.partial_json))
-            case "content_block_start" if event.content_block is not None:
-                block = event.content_block
+            case "content_block_start" if wire.content_block is not None:
+                block = wire.content_block
                 if block.type == "tool_use" and block.name == STRUCTURED_TOOL:
-                    self._tools[event.index] = -1
+                    self._tools[wire.index] = -1
                     self._structured = True
                 elif block.type == "tool_use":
-                    tool = self._tools[event.index] = len(self._tools)
+                    tool = self._tools[wire.index] = len(self._tools)
                     out.append(ToolCallDelta(tool, block.id, block.name))
                 elif block.type == "text" and block.text:
                     self._text(block.text, out)
                 elif block.type == "thinking" and (block.thinking or block.signature):
                     out.append(ReasoningDelta(block.thinking or "", signature=block.signature))
-            case "message_start" if event.message is not None:
-                self._add_usage(event.message.usage)
+            case "message_start" if wire.message is not None:
+                self._add_usage(wire.message.usage)
             case "message_delta":
-                if event.delta is not None and event.delta.stop_reason:
-                    self._stop_reason = event.delta.stop_reason
-                self._add_usage(event.usage)
+                if wire.delta is not None and wire.delta.stop_reason:
+                    self._stop_reason = wire.delta.stop_reason
+                self._add_usage(wire.usage)
             case "message_stop":
                 self._finish(out)
             case "error":
-                raise self._in_band(event.error or _Error())
-
-    def complete(self) -> None:
-        if not self.stopped:
-            raise StreamInterrupted(
-                f"{self._provider} stream ended without message_stop", provider=self._provider
-            )
+                raise in_band_error(self.provider, wire.error or {}, _in_band_class)
 
     def _text(self, text: str, out: list[Chunk]) -> None:
         if self._skip_space:
@@ -412,12 +389,7 @@ class _Reader:
             finish = "stop"  # the forced structured-output tool is the answer itself
         out.append(Finish(finish))
         out.append(Usage(prompt, completion, prompt + completion, cached))
-        self.stopped = True
-
-    def _in_band(self, error: _Error) -> ProviderError:
-        message = f"{self._provider} sent an error event mid-stream: {error.type}: {error.message}"
-        cls = _classify(0, {"message": error.message}) or _IN_BAND.get(error.type, StreamErrorEvent)
-        return cls(message, provider=self._provider)
+        self.finished = True
 
 
 class AnthropicProvider:
@@ -458,7 +430,6 @@ class AnthropicProvider:
         self, model: str, request: ProviderRequest, options: AttemptOptions
     ) -> AsyncGenerator[list[Chunk], None]:
         body, stripped = _body(model, request, self.config, self.name)
-        reader = _Reader(self.name, skip_space=stripped)
         return sse_chunks(
             self._client,
             self.name,
@@ -467,6 +438,5 @@ class AnthropicProvider:
             body=_encode(body),
             options=options,
             classify=_classify,
-            feed=reader.feed,
-            complete=reader.complete,
+            reader=_Reader(self.name, skip_space=stripped),
         )

@@ -12,19 +12,18 @@ import msgspec
 
 from providers._client import Upstream
 from providers._convert import Image, content_parts, stop_sequences, text_of, tool_arguments
-from providers._stream import sse_chunks
+from providers._http import in_band_error
+from providers._stream import Reader, sse_chunks
 from providers.pricing import Price
 from router.errors import (
     AuthenticationFailed,
     ContentFiltered,
     ContextLengthExceeded,
     InvalidRequest,
-    MalformedResponse,
     ModelNotFound,
     ProviderError,
     RateLimited,
     StreamErrorEvent,
-    StreamInterrupted,
     UpstreamUnavailable,
 )
 from router.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
@@ -272,45 +271,33 @@ class _Response(msgspec.Struct, rename="camel", gc=False):
     error: Any = None
 
 
-_decode_response = msgspec.json.Decoder(_Response).decode
 _encode = msgspec.json.Encoder().encode
 
 
-class _Reader:
-    """The state of one streamed answer."""
+class _Reader(Reader[_Response]):
+    """The state of one streamed answer. Gemini has no end marker: an answer is
+    complete when a chunk carried a finish reason and the body then ended cleanly."""
 
-    __slots__ = ("_calls", "_provider", "_usage", "finished")
+    decoder = msgspec.json.Decoder(_Response)
+    ending = "a finish reason"
+    __slots__ = ("_calls", "_usage")
 
     def __init__(self, provider: str) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._calls = 0
         self._usage: _UsageMetadata | None = None
-        self.finished = False
 
-    def complete(self) -> None:
-        if not self.finished:
-            raise StreamInterrupted(
-                f"{self._provider} stream ended without a finish reason", provider=self._provider
-            )
-
-    def feed(self, _event: bytes | None, payload: bytes, out: list[Chunk]) -> None:
-        try:
-            wire = _decode_response(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise MalformedResponse(
-                f"{self._provider} sent a malformed stream chunk: {exc}: {payload[:200]!r}",
-                provider=self._provider,
-            ) from exc
+    def feed(self, event: bytes | None, wire: _Response, out: list[Chunk]) -> None:
         if wire.error is not None:
-            raise self._in_band(wire.error)
+            raise in_band_error(self.provider, wire.error, _classify)
         if wire.usage_metadata is not None:
             self._usage = wire.usage_metadata
         feedback = wire.prompt_feedback
         if feedback is not None and feedback.block_reason:
             raise ContentFiltered(
-                f"{self._provider} blocked the prompt: {feedback.block_reason}"
+                f"{self.provider} blocked the prompt: {feedback.block_reason}"
                 + (f": {feedback.block_reason_message}" if feedback.block_reason_message else ""),
-                provider=self._provider,
+                provider=self.provider,
             )
         if not wire.candidates:
             return
@@ -332,11 +319,11 @@ class _Reader:
         detail = f": {candidate.finish_message}" if candidate.finish_message else ""
         if reason in _FILTERED:
             raise ContentFiltered(
-                f"{self._provider} withheld the answer: {reason}{detail}", provider=self._provider
+                f"{self.provider} withheld the answer: {reason}{detail}", provider=self.provider
             )
         if reason in _BAD_CALL:
             raise StreamErrorEvent(
-                f"{self._provider} ended the answer with {reason}{detail}", provider=self._provider
+                f"{self.provider} ended the answer with {reason}{detail}", provider=self.provider
             )
         if reason == "MAX_TOKENS":
             out.append(Finish("length"))
@@ -349,19 +336,9 @@ class _Reader:
             out.append(Usage(u.prompt_token_count, completion, total, u.cached_content_token_count))
         self.finished = True
 
-    def _in_band(self, error: Any) -> ProviderError:
-        err = error if isinstance(error, dict) else {"message": str(error)}
-        message = f"{self._provider} sent an error mid-stream: {err.get('message', err)}"
-        cls = _classify(0, err) or StreamErrorEvent
-        return cls(message, provider=self._provider)
-
 
 class GeminiProvider:
-    """Translates OpenAI-shaped requests into ``GenerateContentRequest``s and streams back.
-
-    Gemini has no end marker: an answer is complete when a chunk carried a finish
-    reason and the body then ended cleanly.
-    """
+    """Translates OpenAI-shaped requests into ``GenerateContentRequest``s and streams back."""
 
     kind: ClassVar[str] = "gemini"
 
@@ -397,7 +374,6 @@ class GeminiProvider:
         if url is None:  # parsed once per model, not per request
             path = f"{model.removeprefix('models/')}:streamGenerateContent?alt=sse"
             url = self._urls[model] = httpx.URL(self._base + path)
-        reader = _Reader(self.name)
         return sse_chunks(
             self._client,
             self.name,
@@ -406,7 +382,6 @@ class GeminiProvider:
             body=body,
             options=options,
             classify=_classify,
-            feed=reader.feed,
-            complete=reader.complete,
+            reader=_Reader(self.name),
             retry_hint=_retry_delay,
         )

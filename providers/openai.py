@@ -10,16 +10,9 @@ import httpx
 import msgspec
 
 from providers._client import Upstream
-from providers._http import openai_style_classifier
-from providers._stream import sse_chunks
+from providers._http import in_band_error, openai_style_classifier
+from providers._stream import Reader, sse_chunks
 from providers.pricing import Price
-from router.errors import (
-    ContentFiltered,
-    ContextLengthExceeded,
-    MalformedResponse,
-    StreamErrorEvent,
-    StreamInterrupted,
-)
 from router.events import (
     Chunk,
     Finish,
@@ -92,7 +85,6 @@ class _ChunkWire(msgspec.Struct, gc=False):
     error: Any = None
 
 
-_decode_chunk = msgspec.json.Decoder(_ChunkWire).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -139,7 +131,6 @@ class OpenAIProvider:
         }
         if self.config.stream_usage:
             body["stream_options"] = {"include_usage": True}
-        reader = _Reader(self)
         return sse_chunks(
             self._client,
             self.name,
@@ -148,22 +139,22 @@ class OpenAIProvider:
             body=_encode(body),
             options=options,
             classify=openai_style_classifier,
-            feed=reader.feed,
-            complete=reader.complete,
+            reader=_Reader(self.name),
         )
 
-    def _translate(self, payload: bytes, out: list[Chunk]) -> bool:
-        """Append the chunks in one SSE payload; True if it carried a finish_reason."""
-        try:
-            wire = _decode_chunk(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise MalformedResponse(
-                f"{self.name} sent a malformed stream chunk: {exc}: {payload[:200]!r}",
-                provider=self.name,
-            ) from exc
+
+class _Reader(Reader[_ChunkWire]):
+    """``chat.completion.chunk`` events; a stream ends with ``[DONE]`` (or at least a
+    finish_reason, which some compatible servers send without ``[DONE]``)."""
+
+    decoder = msgspec.json.Decoder(_ChunkWire)
+    end_marker = b"[DONE]"
+    ending = "[DONE] or a finish_reason"
+    __slots__ = ()
+
+    def feed(self, event: bytes | None, wire: _ChunkWire, out: list[Chunk]) -> None:
         if wire.error is not None:
-            raise self._in_band_error(wire.error)
-        finished = False
+            raise in_band_error(self.provider, wire.error, openai_style_classifier)
         for choice in wire.choices:
             delta = choice.delta
             if delta is not None:
@@ -179,42 +170,10 @@ class OpenAIProvider:
                         out.append(ToolCallDelta(tc.index, tc.id, fn.name, fn.arguments or ""))
             if choice.finish_reason:
                 out.append(Finish(choice.finish_reason))
-                finished = True
+                self.finished = True
         if wire.usage is not None:
             u = wire.usage
             cached = (u.prompt_tokens_details.cached_tokens or 0) if u.prompt_tokens_details else 0
             out.append(
                 Usage(u.prompt_tokens or 0, u.completion_tokens or 0, u.total_tokens or 0, cached)
-            )
-        return finished
-
-    def _in_band_error(self, error: Any) -> Exception:
-        err = error if isinstance(error, dict) else {"message": str(error)}
-        message = f"{self.name} sent an error event mid-stream: {err.get('message', err)}"
-        specific = openai_style_classifier(0, err)
-        if specific in (ContentFiltered, ContextLengthExceeded):
-            return specific(message, provider=self.name)
-        return StreamErrorEvent(message, provider=self.name)
-
-
-class _Reader:
-    """The end markers of one stream: ``[DONE]``, or at least a finish_reason."""
-
-    __slots__ = ("_provider", "done", "finished")
-
-    def __init__(self, provider: OpenAIProvider) -> None:
-        self._provider = provider
-        self.done = self.finished = False
-
-    def feed(self, _event: bytes | None, payload: bytes, out: list[Chunk]) -> None:
-        if payload == b"[DONE]":
-            self.done = True
-        elif self._provider._translate(payload, out):
-            self.finished = True
-
-    def complete(self) -> None:
-        if not (self.done or self.finished):
-            name = self._provider.name
-            raise StreamInterrupted(
-                f"{name} stream ended without [DONE] or a finish_reason", provider=name
             )
