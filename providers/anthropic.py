@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 import httpx
 import msgspec
 from msgspec import Meta
 
+from providers._adapter import Call, HTTPAdapter, HTTPConfig
 from providers._client import Upstream
 from providers._convert import (
     Image,
@@ -20,8 +20,7 @@ from providers._convert import (
     tool_arguments,
 )
 from providers._http import in_band_error
-from providers._stream import Reader, sse_chunks
-from providers.pricing import Price
+from providers._stream import Reader
 from router.errors import (
     ContextLengthExceeded,
     InvalidRequest,
@@ -30,28 +29,23 @@ from router.errors import (
     UpstreamUnavailable,
 )
 from router.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from router.provider import AttemptOptions, ProviderRequest
+from router.provider import ProviderRequest
 
 __all__ = ["AnthropicConfig", "AnthropicProvider"]
 
 
-class AnthropicConfig(
-    msgspec.Struct, tag_field="kind", tag="anthropic", forbid_unknown_fields=True, frozen=True
-):
+class AnthropicConfig(HTTPConfig, tag="anthropic", frozen=True):
     """``[providers.NAME]`` with ``kind = "anthropic"``."""
 
     base_url: str = "https://api.anthropic.com"
     """Without ``/v1``: the adapter adds ``/v1/messages``, as Anthropic's SDK does."""
     api_key_env: str | None = "ANTHROPIC_API_KEY"
+    supports_prefill: bool = True
     anthropic_version: str = "2023-06-01"
     default_max_tokens: Annotated[int, Meta(ge=1)] = 4096
     """The API requires ``max_tokens``; sent when a request names none."""
-    supports_prefill: bool = True
     no_prefill_models: list[str] = []
     """Model name prefixes that reject a final assistant message."""
-    headers: dict[str, str] = {}
-    prices: dict[str, Price] = {}
-    """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
 
 
 # OpenAI finish reasons for Anthropic's stop reasons.
@@ -392,10 +386,11 @@ class _Reader(Reader[_Event]):
         self.finished = True
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPAdapter[AnthropicConfig]):
     """Translates OpenAI-shaped requests into Messages API requests and streams back."""
 
     kind: ClassVar[str] = "anthropic"
+    key_header = "x-api-key"
 
     def __init__(
         self,
@@ -404,39 +399,20 @@ class AnthropicProvider:
         client: Upstream,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.name = name
-        self.config = config
-        self.supports_prefill = config.supports_prefill
+        super().__init__(name, config, client, env)
         self._no_prefill = tuple(config.no_prefill_models)
-        self._client = client
         self._url = httpx.URL(config.base_url.rstrip("/") + "/v1/messages")
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            "accept-encoding": "identity",
-            "anthropic-version": config.anthropic_version,
-            **config.headers,
-        }
-        key = (env if env is not None else os.environ).get(config.api_key_env or "", "")
-        if key:
-            headers["x-api-key"] = key
-        self._headers = headers
+
+    def own_headers(self) -> Mapping[str, str]:
+        return {"anthropic-version": self.config.anthropic_version}
+
+    def translate(self, model: str, request: ProviderRequest) -> Call:
+        body, stripped = _body(model, request, self.config, self.name)
+        return Call(self._url, _encode(body), _Reader(self.name, skip_space=stripped))
+
+    def classify(self, status: int, err: dict[str, object]) -> type[ProviderError] | None:
+        return _classify(status, err)
 
     def prefill_ok(self, model: str) -> bool:
         """Whether ``model`` continues a final assistant message."""
         return self.supports_prefill and not model.startswith(self._no_prefill)
-
-    def stream(
-        self, model: str, request: ProviderRequest, options: AttemptOptions
-    ) -> AsyncGenerator[list[Chunk], None]:
-        body, stripped = _body(model, request, self.config, self.name)
-        return sse_chunks(
-            self._client,
-            self.name,
-            self._url,
-            headers=self._headers,
-            body=_encode(body),
-            options=options,
-            classify=_classify,
-            reader=_Reader(self.name, skip_space=stripped),
-        )

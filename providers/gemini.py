@@ -3,18 +3,17 @@ with ``alt=sse``."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
 import msgspec
 
+from providers._adapter import Call, HTTPAdapter, HTTPConfig
 from providers._client import Upstream
 from providers._convert import Image, content_parts, stop_sequences, text_of, tool_arguments
 from providers._http import in_band_error
-from providers._stream import Reader, sse_chunks
-from providers.pricing import Price
+from providers._stream import Reader
 from router.errors import (
     AuthenticationFailed,
     ContentFiltered,
@@ -27,23 +26,17 @@ from router.errors import (
     UpstreamUnavailable,
 )
 from router.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from router.provider import AttemptOptions, ProviderRequest
+from router.provider import ProviderRequest
 
 __all__ = ["GeminiConfig", "GeminiProvider"]
 
 
-class GeminiConfig(
-    msgspec.Struct, tag_field="kind", tag="gemini", forbid_unknown_fields=True, frozen=True
-):
+class GeminiConfig(HTTPConfig, tag="gemini", frozen=True):
     """``[providers.NAME]`` with ``kind = "gemini"``."""
 
     base_url: str = "https://generativelanguage.googleapis.com"
     api_key_env: str | None = "GEMINI_API_KEY"
     api_version: str = "v1beta"
-    supports_prefill: bool = False
-    headers: dict[str, str] = {}
-    prices: dict[str, Price] = {}
-    """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
 
 
 # Finish reasons that mean the answer was withheld: `ContentFiltered`, never a success.
@@ -337,10 +330,11 @@ class _Reader(Reader[_Response]):
         self.finished = True
 
 
-class GeminiProvider:
+class GeminiProvider(HTTPAdapter[GeminiConfig]):
     """Translates OpenAI-shaped requests into ``GenerateContentRequest``s and streams back."""
 
     kind: ClassVar[str] = "gemini"
+    key_header = "x-goog-api-key"
 
     def __init__(
         self,
@@ -349,39 +343,20 @@ class GeminiProvider:
         client: Upstream,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.name = name
-        self.config = config
-        self.supports_prefill = config.supports_prefill
-        self._client = client
+        super().__init__(name, config, client, env)
         self._base = f"{config.base_url.rstrip('/')}/{config.api_version}/models/"
         self._urls: dict[str, httpx.URL] = {}
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            "accept-encoding": "identity",
-            **config.headers,
-        }
-        key = (env if env is not None else os.environ).get(config.api_key_env or "", "")
-        if key:
-            headers["x-goog-api-key"] = key
-        self._headers = headers
 
-    def stream(
-        self, model: str, request: ProviderRequest, options: AttemptOptions
-    ) -> AsyncGenerator[list[Chunk], None]:
+    def translate(self, model: str, request: ProviderRequest) -> Call:
         body = _encode(_body(request, self.name))
         url = self._urls.get(model)
         if url is None:  # parsed once per model, not per request
             path = f"{model.removeprefix('models/')}:streamGenerateContent?alt=sse"
             url = self._urls[model] = httpx.URL(self._base + path)
-        return sse_chunks(
-            self._client,
-            self.name,
-            url,
-            headers=self._headers,
-            body=body,
-            options=options,
-            classify=_classify,
-            reader=_Reader(self.name),
-            retry_hint=_retry_delay,
-        )
+        return Call(url, body, _Reader(self.name))
+
+    def classify(self, status: int, err: dict[str, object]) -> type[ProviderError] | None:
+        return _classify(status, err)
+
+    def retry_hint(self, body: bytes) -> float | None:
+        return _retry_delay(body)

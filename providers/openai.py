@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
 import msgspec
 
+from providers._adapter import Call, HTTPAdapter, HTTPConfig
 from providers._client import Upstream
 from providers._http import in_band_error, openai_style_classifier
-from providers._stream import Reader, sse_chunks
-from providers.pricing import Price
+from providers._stream import Reader
+from router.errors import ProviderError
 from router.events import (
     Chunk,
     Finish,
@@ -22,24 +22,17 @@ from router.events import (
     ToolCallDelta,
     Usage,
 )
-from router.provider import AttemptOptions, ProviderRequest
+from router.provider import ProviderRequest
 
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
 
 
-class OpenAIConfig(
-    msgspec.Struct, tag_field="kind", tag="openai", forbid_unknown_fields=True, frozen=True
-):
+class OpenAIConfig(HTTPConfig, tag="openai", frozen=True):
     """``[providers.NAME]`` with ``kind = "openai"``."""
 
     base_url: str = "https://api.openai.com/v1"
-    api_key_env: str | None = None
-    supports_prefill: bool = False
     stream_usage: bool = True
     """Ask for a final usage chunk (``stream_options.include_usage``)."""
-    headers: dict[str, str] = {}
-    prices: dict[str, Price] = {}
-    """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
 
 
 class _Function(msgspec.Struct, gc=False):
@@ -88,7 +81,7 @@ class _ChunkWire(msgspec.Struct, gc=False):
 _encode = msgspec.json.Encoder().encode
 
 
-class OpenAIProvider:
+class OpenAIProvider(HTTPAdapter[OpenAIConfig]):
     """Speaks ``POST {base_url}/chat/completions`` with ``stream: true``.
 
     Always streams upstream, also for clients that asked for one JSON answer: one code
@@ -96,6 +89,8 @@ class OpenAIProvider:
     """
 
     kind: ClassVar[str] = "openai"
+    key_header = "authorization"
+    key_prefix = "Bearer "
 
     def __init__(
         self,
@@ -104,25 +99,10 @@ class OpenAIProvider:
         client: Upstream,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.name = name
-        self.config = config
-        self.supports_prefill = config.supports_prefill
-        self._client = client
+        super().__init__(name, config, client, env)
         self._url = httpx.URL(config.base_url.rstrip("/") + "/chat/completions")
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream",
-            "accept-encoding": "identity",
-            **config.headers,
-        }
-        key = (env if env is not None else os.environ).get(config.api_key_env or "", "")
-        if key:
-            headers["authorization"] = f"Bearer {key}"
-        self._headers = headers
 
-    def stream(
-        self, model: str, request: ProviderRequest, options: AttemptOptions
-    ) -> AsyncGenerator[list[Chunk], None]:
+    def translate(self, model: str, request: ProviderRequest) -> Call:
         body: dict[str, Any] = {
             **request.params,
             "model": model,
@@ -131,16 +111,10 @@ class OpenAIProvider:
         }
         if self.config.stream_usage:
             body["stream_options"] = {"include_usage": True}
-        return sse_chunks(
-            self._client,
-            self.name,
-            self._url,
-            headers=self._headers,
-            body=_encode(body),
-            options=options,
-            classify=openai_style_classifier,
-            reader=_Reader(self.name),
-        )
+        return Call(self._url, _encode(body), _Reader(self.name))
+
+    def classify(self, status: int, err: dict[str, object]) -> type[ProviderError] | None:
+        return openai_style_classifier(status, err)
 
 
 class _Reader(Reader[_ChunkWire]):
