@@ -81,6 +81,9 @@ class MockProvider:
         self.supports_prefill = config.supports_prefill
         self.requests = 0
 
+    def prefill_ok(self, model: str) -> bool:
+        return self.supports_prefill
+
     def answer(self, messages: list[dict[str, Any]], max_words: int | None = None) -> str:
         """The full answer this mock gives to a conversation's original question."""
         if self.config.text is not None:

@@ -26,7 +26,7 @@ from router.events import (
     Shape,
 )
 from router.policy import RoutePolicy, Target
-from router.provider import Provider, ProviderRequest, prefill_ok
+from router.provider import Provider, ProviderRequest
 from router.splice import OverlapTrimmer, RestartMatcher
 from router.table import ResolvedRoute, RoutingTable
 
@@ -206,7 +206,7 @@ class Engine:
         if target.name not in user_turn:
             if mode == "restart":
                 return request, "original", RestartMatcher(delivered)
-            if mode == "prefill" and prefill_ok(provider, target.model):
+            if mode == "prefill" and provider.prefill_ok(target.model):
                 partial = {"role": "assistant", "content": delivered}
                 req = ProviderRequest([*request.messages, partial], request.params, prefill=True)
                 return req, "prefill", OverlapTrimmer(delivered)

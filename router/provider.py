@@ -9,7 +9,7 @@ import msgspec
 
 from router.events import Chunk
 
-__all__ = ["AttemptOptions", "Provider", "ProviderRequest", "prefill_ok"]
+__all__ = ["AttemptOptions", "Provider", "ProviderRequest"]
 
 
 class ProviderRequest(msgspec.Struct, gc=False):
@@ -38,20 +38,13 @@ class Provider(Protocol):
 
     name: str
     supports_prefill: bool
-    """Whether the upstream continues a final assistant message. A provider whose models
-    differ also defines ``prefill_ok(model) -> bool``; see `prefill_ok`."""
+    """Whether the upstream continues a final assistant message, provider-wide."""
+
+    def prefill_ok(self, model: str) -> bool:
+        """Whether ``model`` continues a final assistant message: ``supports_prefill``,
+        narrowed where the provider's models differ (some of Anthropic's reject one)."""
+        ...
 
     def stream(
         self, model: str, request: ProviderRequest, options: AttemptOptions
     ) -> AsyncGenerator[list[Chunk], None]: ...
-
-
-def prefill_ok(provider: Provider, model: str) -> bool:
-    """Whether ``model`` on ``provider`` continues a final assistant message.
-
-    ``supports_prefill`` is the provider-wide capability; a provider where it depends on
-    the model (some of Anthropic's reject a prefill) narrows it with a ``prefill_ok``
-    method of its own.
-    """
-    per_model = getattr(provider, "prefill_ok", None)
-    return provider.supports_prefill if per_model is None else bool(per_model(model))

@@ -207,6 +207,9 @@ class _OneModelInjected:
         self._injected = injected
         self._model = model
 
+    def prefill_ok(self, model: str) -> bool:
+        return self._base.prefill_ok(model)
+
     def stream(
         self, model: str, request: ProviderRequest, options: AttemptOptions
     ) -> AsyncGenerator[list[Chunk], None]:

@@ -38,7 +38,7 @@ from router.events import (
     Usage,
 )
 from router.policy import RoutePolicy
-from router.provider import AttemptOptions, Provider, ProviderRequest, prefill_ok
+from router.provider import AttemptOptions, Provider, ProviderRequest
 from router.table import RoutingTable
 from tests.fakes.anthropic_upstream import AnthropicUpstream, End, Reset, Status, Stream, error_body
 
@@ -486,11 +486,11 @@ def test_prefill_is_refused_for_models_matching_a_no_prefill_prefix(
         client, "http://unused", no_prefill_models=["claude-opus-4-6", "claude-x"]
     )
     assert provider.supports_prefill
-    assert prefill_ok(provider, "claude-sonnet-4-5")
-    assert not prefill_ok(provider, "claude-opus-4-6")
-    assert not prefill_ok(provider, "claude-x-20990101")
+    assert provider.prefill_ok("claude-sonnet-4-5")
+    assert not provider.prefill_ok("claude-opus-4-6")
+    assert not provider.prefill_ok("claude-x-20990101")
     off = make_provider(client, "http://unused", supports_prefill=False)
-    assert not prefill_ok(off, "claude-sonnet-4-5")
+    assert not off.prefill_ok("claude-sonnet-4-5")
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ from router.events import (
     Usage,
 )
 from router.policy import RoutePolicy
-from router.provider import AttemptOptions, Provider, ProviderRequest, prefill_ok
+from router.provider import AttemptOptions, Provider, ProviderRequest
 from router.table import RoutingTable
 from tests.fakes.gemini_upstream import End, GeminiUpstream, Reset, Status, Stream, error_body
 
@@ -400,8 +400,8 @@ async def test_a_request_gemini_cannot_express_is_invalid_before_anything_is_sen
 
 
 def test_prefill_is_off_by_default_and_can_be_declared(client: Upstream) -> None:
-    assert not prefill_ok(make_provider(client, "http://unused"), "gemini-test")
-    assert prefill_ok(make_provider(client, "http://unused", supports_prefill=True), "gemini-test")
+    assert not make_provider(client, "http://unused").prefill_ok("gemini-test")
+    assert make_provider(client, "http://unused", supports_prefill=True).prefill_ok("gemini-test")
 
 
 # --- failures -------------------------------------------------------------------------

@@ -149,3 +149,10 @@ async def test_an_unrelated_assistant_message_gets_the_whole_answer() -> None:
     messages = [*QUESTION, {"role": "assistant", "content": "Something I never said"}]
     provider = MockProvider("n", MockConfig(tokens=10))
     assert text_of(await run(provider, messages, prefill=True)) == provider.answer(QUESTION)
+
+
+@pytest.mark.parametrize("supports_prefill", [True, False])
+def test_prefill_ok_is_supports_prefill_for_every_model(supports_prefill: bool) -> None:
+    provider = MockProvider("m", MockConfig(supports_prefill=supports_prefill))
+    assert provider.prefill_ok("legacy-1") is supports_prefill
+    assert provider.prefill_ok("m") is supports_prefill

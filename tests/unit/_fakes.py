@@ -53,6 +53,9 @@ class FakeProvider:
         self.calls: list[Call] = []
         self.closed = 0
 
+    def prefill_ok(self, model: str) -> bool:
+        return self.supports_prefill
+
     def add(self, *scripts: Script) -> None:
         self.scripts.extend(scripts)
 

@@ -7,7 +7,6 @@ import pytest
 from router.engine import Engine
 from router.events import AttemptStarted
 from router.policy import RoutePolicy
-from router.provider import prefill_ok
 from router.table import RoutingTable
 from tests.unit._fakes import REQUEST, FakeProvider, Script, answer, cut, of_type
 
@@ -17,14 +16,6 @@ class PerModelPrefill(FakeProvider):
 
     def prefill_ok(self, model: str) -> bool:
         return not model.startswith("legacy-")
-
-
-def test_prefill_ok_is_the_provider_flag_unless_the_provider_narrows_it() -> None:
-    assert prefill_ok(FakeProvider("a", supports_prefill=True), "legacy-1")
-    assert not prefill_ok(FakeProvider("a", supports_prefill=False), "m")
-    narrowed = PerModelPrefill("b", supports_prefill=True)
-    assert prefill_ok(narrowed, "current-1")
-    assert not prefill_ok(narrowed, "legacy-1")
 
 
 @pytest.mark.parametrize(("model", "shape"), [("current-1", "prefill"), ("legacy-1", "user_turn")])
