@@ -1,4 +1,10 @@
-"""Upstream adapters, one per file, each implementing `router.Provider`."""
+"""Upstream adapters, one per file, each implementing `router.Provider`.
+
+An HTTP kind is a config Struct (`_adapter.HTTPConfig` with its tag), an adapter
+(`_adapter.HTTPAdapter` whose ``translate`` builds the request) and a `_stream.Reader`
+of its events; it joins `ProviderConfig` and `build_provider` below, and its kit in
+``tests/providers/_kits.py`` runs the whole adapter contract over its fake upstream.
+"""
 
 from __future__ import annotations
 

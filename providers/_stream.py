@@ -48,21 +48,10 @@ class Reader(Generic[W]):
         raise NotImplementedError
 
 
-def _read(reader: Reader[Any], pairs: list[tuple[bytes | None, bytes]], out: list[Chunk]) -> None:
-    decode = reader.decoder.decode
-    marker = reader.end_marker
-    for event, payload in pairs:
-        if payload == marker:
-            reader.finished = True
-            continue
-        try:
-            wire = decode(payload)
-        except msgspec.DecodeError as exc:  # a ValidationError is one too
-            raise MalformedResponse(
-                f"{reader.provider} sent a malformed stream event: {exc}: {payload[:200]!r}",
-                provider=reader.provider,
-            ) from exc
-        reader.feed(event, wire, out)
+def _malformed(provider: str, payload: bytes, exc: Exception) -> MalformedResponse:
+    return MalformedResponse(
+        f"{provider} sent a malformed stream event: {exc}: {payload[:200]!r}", provider=provider
+    )
 
 
 async def sse_chunks(
@@ -102,11 +91,21 @@ async def sse_chunks(
                 raise failure
             headers_seen[0] = True
             parser = SSEParser()
+            # Looked up once per stream, not per read: this loop is the hot path.
+            decode, feed, marker = reader.decoder.decode, reader.feed, reader.end_marker
             async for data in response.aiter_raw():
                 batch: list[Chunk] = []
                 error: ProviderError | None = None
                 try:
-                    _read(reader, parser.feed(data), batch)
+                    for event, payload in parser.feed(data):
+                        if payload == marker:
+                            reader.finished = True
+                            continue
+                        try:
+                            wire = decode(payload)
+                        except msgspec.DecodeError as exc:  # a ValidationError is one too
+                            raise _malformed(provider, payload, exc) from exc
+                        feed(event, wire, batch)
                 except ProviderError as exc:
                     # Content that arrived in the same read as a bad event was still
                     # delivered by the upstream: pass it on before failing.
