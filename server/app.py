@@ -20,18 +20,21 @@ from litestar.exceptions import (
 
 from providers import GatewayConfig, load_config
 from router.errors import LLMGateError
-from server.admin_api import admin_router
-from server.anthropic_api import MESSAGES_PATH, count_tokens, create_message, http_error
-from server.budgets import BudgetGate
+from server.admin import admin_router
+from server.api._serve import id_headers
+from server.api.anthropic.routes import ANTHROPIC_HANDLERS, MESSAGES_PATH, http_error
+from server.api.openai.routes import OPENAI_HANDLERS
+from server.api.openai.wire import INTERNAL_ERROR, error_body
+from server.api.ops import OPS_HANDLERS
+from server.core.budgets import BudgetGate
+from server.core.gateway import Gateway
+from server.core.reload import serve_from_database
 from server.dashboard import assets_ok, dashboard_routers, template_config
 from server.dashboard.live import LiveFeed
-from server.flow import id_headers
-from server.gateway import Gateway
+from server.deps import DEPENDENCIES
+from server.errors import retry_after_of
 from server.observe import Metrics, RequestLogWriter
 from server.observe.health import TargetHealth
-from server.openai_api import chat_completions, healthz, list_models, metrics, retrieve_model
-from server.openai_wire import INTERNAL_ERROR, error_body
-from server.reload import serve_from_database
 from server.store import DATABASE_URL_ENV
 
 __all__ = ["app_from_env", "create_app"]
@@ -54,7 +57,7 @@ def _error_response(
 
 
 def _llmgate_error(request: Request[Any, Any, Any], exc: LLMGateError) -> Response[bytes]:
-    return _error_response(request, exc.status, error_body(exc), getattr(exc, "headers", None))
+    return _error_response(request, exc.status, error_body(exc), retry_after_of(exc))
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -142,16 +145,13 @@ def create_app(
 
     app = Litestar(
         route_handlers=[
-            chat_completions,
-            create_message,
-            count_tokens,
-            list_models,
-            retrieve_model,
-            healthz,
-            metrics,
+            *OPENAI_HANDLERS,
+            *ANTHROPIC_HANDLERS,
+            *OPS_HANDLERS,
             admin_router(),
             *dashboards,
         ],
+        dependencies=DEPENDENCIES,
         template_config=template_config(),
         lifespan=[lifespan],
         exception_handlers={

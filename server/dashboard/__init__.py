@@ -24,10 +24,10 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from server.core.gateway import Gateway
 from server.dashboard import filters
 from server.dashboard.auth import DashboardAuth, session_guard
 from server.dashboard.common import Req, is_htmx
-from server.gateway import Gateway
 
 __all__ = ["DASHBOARD_PATH", "dashboard_routers", "template_config"]
 

@@ -27,7 +27,7 @@ from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from server.gateway import Gateway
+from server.core.gateway import Gateway
 
 __all__ = [
     "SESSION_PATH",

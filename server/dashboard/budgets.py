@@ -1,8 +1,8 @@
 """Dashboard: budgets (each limit's use in its current window) and each API key's spend.
 
-The budgets table is `server.admin_keys.budget_report`, the very report
+The budgets table is `server.core.budgets.budget_report`, the very report
 ``GET /admin/api/budgets`` answers, so the page and the API never disagree. Its ``used``
-is the stored counter (`server.budgets`): what every process spent plus headroom a
+is the stored counter (`server.core.budgets`): what every process spent plus headroom a
 process has leased and not yet spent, which the page says.
 
 Spend by API key is read from the request log, not from the budget counters: counters
@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
 from router.policy import Budget
-from server.admin_keys import budget_report
-from server.auth import ApiKey
+from server.core.budgets import budget_report
+from server.core.keys import ApiKey
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader
 from server.dashboard.forms import with_status
 from server.store.models import RequestLog
@@ -330,7 +330,7 @@ async def budgets_page(request: Req) -> Template:
     status = 200
     if r is not None and gw.budgets is not None:
         try:
-            report = await budget_report(gw, r)
+            report = await budget_report(gw.budgets, gw.table.routes, r.keys)
             keys = await r.keys.list()
             by_id = {k.id: k for k in keys}
             routes = {name: route.policy.budget for name, route in gw.table.routes.items()}

@@ -13,22 +13,10 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from router.errors import LLMGateError
-from server.gateway import Gateway
+from server.core.gateway import Gateway
+from server.errors import AdminAuthError, AdminDisabled
 
 __all__ = ["AdminAuthError", "AdminDisabled", "admin_guard", "check_admin"]
-
-
-class AdminAuthError(LLMGateError):
-    status = 401
-    type = "invalid_request_error"
-    code = "invalid_admin_key"
-
-
-class AdminDisabled(LLMGateError):
-    status = 403
-    type = "invalid_request_error"
-    code = "admin_disabled"
 
 
 def check_admin(authorization: str | None, gateway: Gateway) -> None:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from router.errors import ConfigError
-from server.gateway import Gateway
+from server.core.gateway import Gateway
 from server.store import (
     NOTIFY_CHANNEL,
     PolicyStore,

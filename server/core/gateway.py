@@ -23,9 +23,10 @@ from router.errors import ClientDisconnected, ConfigError
 from router.events import Done, Event, Failed, RequestRecord, Usage
 from router.provider import ProviderRequest
 from router.table import RoutingTable
-from server.auth import ApiKey, AuthError, KeyRing, RouteNotAllowed, bearer_token
-from server.budgets import BudgetExceeded, BudgetGate, Limit, limits_of
-from server.retry_guard import RetryGuard
+from server.core.budgets import BudgetGate, Limit, limits_of
+from server.core.keys import ApiKey, KeyRing, bearer_token
+from server.core.retry_guard import RetryGuard
+from server.errors import AuthError, BudgetExceeded, RouteNotAllowed
 
 __all__ = ["Gateway", "Observer"]
 
@@ -43,7 +44,7 @@ class Gateway:
 
     ``config`` is the file's: its ``[server]`` settings hold for the life of the process.
     The table starts as the file's routes and providers; when the gateway serves from
-    the database, `server.reload.Reloader` `install`s each revision in its place. The one
+    the database, `server.core.reload.Reloader` `install`s each revision in its place. The one
     `Engine` outlives every table, so circuit breakers (per target) survive a reload.
     """
 
@@ -62,7 +63,7 @@ class Gateway:
         self.engine = Engine(clock=time.monotonic, rng=random.random)
         self.observers: list[Observer] = []
         self.budgets: BudgetGate | None = None
-        """Set while serving from a database (`server.budgets`)."""
+        """Set while serving from a database (`server.core.budgets`)."""
         self._route_limits: dict[str, list[Limit]] = {}
         self.keys = KeyRing()
         self.retry_guard = RetryGuard(

@@ -13,7 +13,7 @@ door it uses is written here once:
   (`final_headers`);
 - the reset marker only for a client that asked for it (``x-llmgate-accept-reset``);
 - a client that retries on the status alone gets a final failure replayed rather than
-  the route run again (`server.retry_guard`).
+  the route run again (`server.core.retry_guard`).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from router.events import (
     ToolCallDelta,
 )
 from router.provider import ProviderRequest
-from server.gateway import Gateway
-from server.retry_guard import REPLAYED, Remembered, RetryGuard
+from server.core.gateway import Gateway
+from server.core.retry_guard import REPLAYED, Remembered, RetryGuard
 
 __all__ = [
     "Call",
@@ -134,16 +134,15 @@ def answered_model(target: str) -> str:
 
 
 class Door(Generic[C]):
-    """The flow over one `Wire`: ``await door.serve(request)`` is a whole handler."""
+    """The flow over one `Wire`: ``await door.serve(request, gateway)`` is a whole handler."""
 
     __slots__ = ("wire",)
 
     def __init__(self, wire: Wire[C]) -> None:
         self.wire = wire
 
-    async def serve(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def serve(self, request: Request[Any, Any, Any], gateway: Gateway) -> Response[Any]:
         wire = self.wire
-        gateway: Gateway = request.app.state.gateway
         request_id = wire.id_prefix + os.urandom(12).hex()
         request.state["llmgate_request_id"] = request_id  # errors raised below name it too
         key = gateway.authorize(wire.credentials(request.headers))
@@ -200,7 +199,7 @@ class Door(Generic[C]):
 
 
 def _replay(remembered: Remembered) -> Response[bytes]:
-    """A final failure again, for a client's own retry of the request (`server.retry_guard`)."""
+    """A final failure again, for a client's own retry of the request (`server.core.retry_guard`)."""
     return Response(
         remembered.body,
         status_code=remembered.status,
