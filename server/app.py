@@ -26,9 +26,11 @@ from server.api.anthropic.routes import ANTHROPIC_HANDLERS, MESSAGES_PATH, http_
 from server.api.openai.routes import OPENAI_HANDLERS
 from server.api.openai.wire import INTERNAL_ERROR, error_body
 from server.api.ops import OPS_HANDLERS
+from server.core.admission import Admission
 from server.core.budgets import BudgetGate
 from server.core.gateway import Gateway
 from server.core.reload import serve_from_database
+from server.core.retry_guard import RetryGuard
 from server.dashboard import assets_ok, dashboard_routers, template_config
 from server.dashboard.live import LiveFeed
 from server.deps import DEPENDENCIES
@@ -95,14 +97,16 @@ def create_app(
     ``config`` then only contributes its ``[server]`` settings.
     """
     gateway = Gateway(config, env)
+    admission = Admission(config.server, gateway.env)
+    guard = RetryGuard(config.server.retry_guard_s, config.server.retry_guard_user_agents)
     meter = Metrics(prices=lambda: gateway.prices)
-    gateway.observers.append(meter.observe)
+    gateway.observe(meter.observe)
     health = TargetHealth()
-    gateway.observers.append(health.observe)
+    gateway.observe(health.observe)
     feed = LiveFeed()
-    gateway.observers.append(feed.observe)
-    gateway.on_start.append(feed.started)
-    dashboards, dashboard_auth = dashboard_routers(gateway)
+    gateway.observe(feed.observe)
+    gateway.on_request_start(feed.started)
+    dashboards, dashboard_auth = dashboard_routers(gateway, admission)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -111,7 +115,7 @@ def create_app(
             if database_url is None:
                 yield
                 return
-            async with serve_from_database(database_url, gateway) as reloader:
+            async with serve_from_database(database_url, gateway, admission) as reloader:
                 app.state.reloader = reloader
                 dashboard_auth.use_seed(await reloader.store.instance_secret())
                 settings = config.server
@@ -124,19 +128,19 @@ def create_app(
                     prices=lambda: gateway.prices,
                 )
                 budgets = BudgetGate(reloader.store.engine, lambda: gateway.prices)
-                gateway.budgets = budgets
-                gateway.observers.append(budgets.observe)
+                admission.use_budgets(budgets)
+                gateway.observe(budgets.observe)
                 budgets.start()
                 meter.watch_request_log(request_log)
-                gateway.observers.append(request_log.observe)
+                gateway.observe(request_log.observe)
                 request_log.start()
                 try:
                     yield
                 finally:
-                    gateway.observers.remove(request_log.observe)
+                    gateway.unobserve(request_log.observe)
                     await request_log.aclose()  # what is still queued is written
-                    gateway.observers.remove(budgets.observe)
-                    gateway.budgets = None
+                    gateway.unobserve(budgets.observe)
+                    admission.use_budgets(None)
                     await budgets.aclose()  # pending spend written, unused leases returned
                     app.state.reloader = None
         finally:
@@ -163,6 +167,8 @@ def create_app(
         logging_config=None,
     )
     app.state.gateway = gateway
+    app.state.admission = admission
+    app.state.retry_guard = guard
     app.state.metrics = meter
     app.state.health = health
     app.state.reloader = None

@@ -14,8 +14,10 @@ from typing import cast
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from server.core.admission import Admission
 from server.core.gateway import Gateway
 from server.core.reload import Reloader
+from server.core.retry_guard import RetryGuard
 from server.errors import NoPolicyStore
 from server.observe import Metrics
 from server.observe.health import TargetHealth
@@ -27,6 +29,14 @@ __all__ = ["DEPENDENCIES"]
 
 def gateway(state: State) -> Gateway:
     return cast(Gateway, state.gateway)
+
+
+def admission(state: State) -> Admission:
+    return cast(Admission, state.admission)
+
+
+def retry_guard(state: State) -> RetryGuard:
+    return cast(RetryGuard, state.retry_guard)
 
 
 def metrics(state: State) -> Metrics:
@@ -59,6 +69,8 @@ DEPENDENCIES = {
     name: Provide(provider, sync_to_thread=False)
     for name, provider in {
         "gateway": gateway,
+        "admission": admission,
+        "retry_guard": retry_guard,
         "metrics": metrics,
         "health": health,
         "reloader": reloader,

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import get
 from litestar.di import NamedDependency
 
+from server.core.admission import Admission
 from server.core.budgets import budget_report
 from server.core.gateway import Gateway
 from server.store.keys import KeyStore
@@ -17,9 +18,11 @@ __all__ = ["BUDGET_HANDLERS"]
 
 @get("/budgets")
 async def budgets(
-    gateway: NamedDependency[Gateway], keys: NamedDependency[KeyStore]
+    gateway: NamedDependency[Gateway],
+    admission: NamedDependency[Admission],
+    keys: NamedDependency[KeyStore],
 ) -> dict[str, Any]:
-    return {"budgets": await budget_report(gateway.budgets, gateway.table.routes, keys)}
+    return {"budgets": await budget_report(admission.budgets, gateway.table.routes, keys)}
 
 
 BUDGET_HANDLERS = [budgets]

@@ -42,6 +42,7 @@ from router.events import (
     ToolCallDelta,
 )
 from router.provider import ProviderRequest
+from server.core.admission import Admission
 from server.core.gateway import Gateway
 from server.core.retry_guard import REPLAYED, Remembered, RetryGuard
 
@@ -134,28 +135,34 @@ def answered_model(target: str) -> str:
 
 
 class Door(Generic[C]):
-    """The flow over one `Wire`: ``await door.serve(request, gateway)`` is a whole handler."""
+    """The flow over one `Wire`: ``await door.serve(request, gateway, admission, guard)`` is a whole handler."""
 
     __slots__ = ("wire",)
 
     def __init__(self, wire: Wire[C]) -> None:
         self.wire = wire
 
-    async def serve(self, request: Request[Any, Any, Any], gateway: Gateway) -> Response[Any]:
+    async def serve(
+        self,
+        request: Request[Any, Any, Any],
+        gateway: Gateway,
+        admission: Admission,
+        guard: RetryGuard,
+    ) -> Response[Any]:
         wire = self.wire
         request_id = wire.id_prefix + os.urandom(12).hex()
         request.state["llmgate_request_id"] = request_id  # errors raised below name it too
-        key = gateway.authorize(wire.credentials(request.headers))
+        key = admission.authorize(wire.credentials(request.headers))
         body = await request.body()
-        guard = gateway.retry_guard
         retry_of = guard.fingerprint(
             request.headers.get("user-agent"), key.id if key else "", request.url.path, body
         )
         if retry_of is not None and (replay := guard.recall(retry_of)) is not None:
             return _replay(replay)
         call = wire.parse(body)
-        gateway.allowed(key, call.model)
-        model = await gateway.admit(key, call.model, request_id)
+        table = gateway.table
+        admission.allowed(key, table, call.model)
+        model = await admission.admit(key, table, call.model, request_id)
         events = gateway.run(
             model,
             call.request,

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
 from litestar import get
@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
 from router.policy import Budget
+from server.core.admission import Admission
 from server.core.budgets import budget_report
 from server.core.keys import ApiKey
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader
@@ -315,10 +316,11 @@ def _order(keys: Sequence[ApiKey]) -> list[ApiKey]:
 async def budgets_page(request: Req) -> Template:
     """The whole page, or the panel alone for htmx (the Refresh button)."""
     gw, r = gateway(request), reloader(request)
+    gate = cast(Admission, request.app.state.admission).budgets
     now = datetime.now(UTC)
     windows = spend_windows(now)
     context: dict[str, Any] = {
-        "has_database": r is not None and gw.budgets is not None,
+        "has_database": r is not None and gate is not None,
         "no_database": NO_DATABASE,
         "limits": [],
         "keys": [],
@@ -328,9 +330,9 @@ async def budgets_page(request: Req) -> Template:
         "money": money,
     }
     status = 200
-    if r is not None and gw.budgets is not None:
+    if r is not None and gate is not None:
         try:
-            report = await budget_report(gw.budgets, gw.table.routes, r.keys)
+            report = await budget_report(gate, gw.table.routes, r.keys)
             keys = await r.keys.list()
             by_id = {k.id: k for k in keys}
             routes = {name: route.policy.budget for name, route in gw.table.routes.items()}

@@ -28,7 +28,9 @@ from server.api.anthropic.request import decode_messages_request
 from server.api.anthropic.tokens import estimate_input_tokens
 from server.api.anthropic.translate import MessagesCall, parse_messages_request, provider_request
 from server.api.anthropic.wire import EventEncoder, error_body, error_status, failure_body
+from server.core.admission import Admission
 from server.core.gateway import Gateway
+from server.core.retry_guard import RetryGuard
 from server.errors import retry_after_of
 
 __all__ = ["MESSAGES_PATH", "MessagesWire", "count_tokens", "create_message", "http_error"]
@@ -110,20 +112,26 @@ _HANDLERS = {LLMGateError: _llmgate_error, HTTPException: http_error, Exception:
 
 @post(MESSAGES_PATH, status_code=200, exception_handlers=_HANDLERS)  # type: ignore[arg-type]
 async def create_message(
-    request: Request[Any, Any, Any], gateway: NamedDependency[Gateway]
+    request: Request[Any, Any, Any],
+    gateway: NamedDependency[Gateway],
+    admission: NamedDependency[Admission],
+    retry_guard: NamedDependency[RetryGuard],
 ) -> Response[Any]:
-    return await _messages.serve(request, gateway)
+    return await _messages.serve(request, gateway, admission, retry_guard)
 
 
 @post(f"{MESSAGES_PATH}/count_tokens", status_code=200, exception_handlers=_HANDLERS)  # type: ignore[arg-type]
 async def count_tokens(
-    request: Request[Any, Any, Any], gateway: NamedDependency[Gateway]
+    request: Request[Any, Any, Any],
+    gateway: NamedDependency[Gateway],
+    admission: NamedDependency[Admission],
 ) -> Response[bytes]:
     """``{"input_tokens": N}``, estimated (see `server.api.anthropic.tokens`) for a model the
     key may use."""
-    key = gateway.authorize(MessagesWire.credentials(request.headers))
+    key = admission.authorize(MessagesWire.credentials(request.headers))
     req = decode_messages_request(await request.body())
-    gateway.allowed(key, req.model)  # also: an unknown model is a 404, as for a message
+    # also: an unknown model is a 404, as for a message
+    admission.allowed(key, gateway.table, req.model)
     gateway.table.resolve(req.model)
     tokens = estimate_input_tokens(provider_request(req))
     return _json(request, {"input_tokens": tokens}, 200)
