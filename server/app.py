@@ -20,18 +20,23 @@ from litestar.exceptions import (
 
 from providers import GatewayConfig, load_config
 from router.errors import LLMGateError
-from server.admin_api import admin_router
-from server.anthropic_api import MESSAGES_PATH, count_tokens, create_message, http_error
-from server.budgets import BudgetGate
+from server.admin import admin_router
+from server.api._serve import id_headers
+from server.api.anthropic.routes import ANTHROPIC_HANDLERS, MESSAGES_PATH, http_error
+from server.api.openai.routes import OPENAI_HANDLERS
+from server.api.openai.wire import INTERNAL_ERROR, error_body
+from server.api.ops import OPS_HANDLERS
+from server.core.admission import Admission
+from server.core.budgets import BudgetGate
+from server.core.gateway import Gateway
+from server.core.reload import serve_from_database
+from server.core.retry_guard import RetryGuard
 from server.dashboard import assets_ok, dashboard_routers, template_config
 from server.dashboard.live import LiveFeed
-from server.flow import id_headers
-from server.gateway import Gateway
+from server.deps import DEPENDENCIES
+from server.errors import retry_after_of
 from server.observe import Metrics, RequestLogWriter
 from server.observe.health import TargetHealth
-from server.openai_api import chat_completions, healthz, list_models, metrics, retrieve_model
-from server.openai_wire import INTERNAL_ERROR, error_body
-from server.reload import serve_from_database
 from server.store import DATABASE_URL_ENV
 
 __all__ = ["app_from_env", "create_app"]
@@ -54,7 +59,7 @@ def _error_response(
 
 
 def _llmgate_error(request: Request[Any, Any, Any], exc: LLMGateError) -> Response[bytes]:
-    return _error_response(request, exc.status, error_body(exc), getattr(exc, "headers", None))
+    return _error_response(request, exc.status, error_body(exc), retry_after_of(exc))
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -92,14 +97,16 @@ def create_app(
     ``config`` then only contributes its ``[server]`` settings.
     """
     gateway = Gateway(config, env)
+    admission = Admission(config.server, gateway.env)
+    guard = RetryGuard(config.server.retry_guard_s, config.server.retry_guard_user_agents)
     meter = Metrics(prices=lambda: gateway.prices)
-    gateway.observers.append(meter.observe)
+    gateway.observe(meter.observe)
     health = TargetHealth()
-    gateway.observers.append(health.observe)
+    gateway.observe(health.observe)
     feed = LiveFeed()
-    gateway.observers.append(feed.observe)
-    gateway.on_start.append(feed.started)
-    dashboards, dashboard_auth = dashboard_routers(gateway)
+    gateway.observe(feed.observe)
+    gateway.on_request_start(feed.started)
+    dashboards, dashboard_auth = dashboard_routers(gateway, admission)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -108,7 +115,7 @@ def create_app(
             if database_url is None:
                 yield
                 return
-            async with serve_from_database(database_url, gateway) as reloader:
+            async with serve_from_database(database_url, gateway, admission) as reloader:
                 app.state.reloader = reloader
                 dashboard_auth.use_seed(await reloader.store.instance_secret())
                 settings = config.server
@@ -121,19 +128,19 @@ def create_app(
                     prices=lambda: gateway.prices,
                 )
                 budgets = BudgetGate(reloader.store.engine, lambda: gateway.prices)
-                gateway.budgets = budgets
-                gateway.observers.append(budgets.observe)
+                admission.use_budgets(budgets)
+                gateway.observe(budgets.observe)
                 budgets.start()
                 meter.watch_request_log(request_log)
-                gateway.observers.append(request_log.observe)
+                gateway.observe(request_log.observe)
                 request_log.start()
                 try:
                     yield
                 finally:
-                    gateway.observers.remove(request_log.observe)
+                    gateway.unobserve(request_log.observe)
                     await request_log.aclose()  # what is still queued is written
-                    gateway.observers.remove(budgets.observe)
-                    gateway.budgets = None
+                    gateway.unobserve(budgets.observe)
+                    admission.use_budgets(None)
                     await budgets.aclose()  # pending spend written, unused leases returned
                     app.state.reloader = None
         finally:
@@ -142,16 +149,13 @@ def create_app(
 
     app = Litestar(
         route_handlers=[
-            chat_completions,
-            create_message,
-            count_tokens,
-            list_models,
-            retrieve_model,
-            healthz,
-            metrics,
+            *OPENAI_HANDLERS,
+            *ANTHROPIC_HANDLERS,
+            *OPS_HANDLERS,
             admin_router(),
             *dashboards,
         ],
+        dependencies=DEPENDENCIES,
         template_config=template_config(),
         lifespan=[lifespan],
         exception_handlers={
@@ -163,6 +167,8 @@ def create_app(
         logging_config=None,
     )
     app.state.gateway = gateway
+    app.state.admission = admission
+    app.state.retry_guard = guard
     app.state.metrics = meter
     app.state.health = health
     app.state.reloader = None

@@ -24,10 +24,11 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from server.core.admission import Admission
+from server.core.gateway import Gateway
 from server.dashboard import filters
 from server.dashboard.auth import DashboardAuth, session_guard
 from server.dashboard.common import Req, is_htmx
-from server.gateway import Gateway
 
 __all__ = ["DASHBOARD_PATH", "dashboard_routers", "template_config"]
 
@@ -142,7 +143,7 @@ def _not_signed_in(request: Req, exc: NotAuthorizedException) -> Response[Any]:
     return Redirect(login_url, status_code=303)
 
 
-def dashboard_routers(gateway: Gateway) -> tuple[list[Router], DashboardAuth]:
+def dashboard_routers(gateway: Gateway, admission: Admission) -> tuple[list[Router], DashboardAuth]:
     """The dashboard (signed-in pages and the sign-in page, with sessions and CSRF) and
     its static files."""
     from server.dashboard import (
@@ -157,7 +158,7 @@ def dashboard_routers(gateway: Gateway) -> tuple[list[Router], DashboardAuth]:
         routes,
     )
 
-    auth = DashboardAuth(gateway)
+    auth = DashboardAuth(gateway, admission)
     pages = Router(
         path="/",
         route_handlers=[

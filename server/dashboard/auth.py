@@ -27,7 +27,8 @@ from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from server.gateway import Gateway
+from server.core.admission import Admission
+from server.core.gateway import Gateway
 
 __all__ = [
     "SESSION_PATH",
@@ -43,9 +44,10 @@ FAILURE_WINDOW_S = 60.0
 class DashboardAuth:
     """The dashboard's secrets, read once from the gateway's environment."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, admission: Admission) -> None:
         settings = gateway.config.server
-        key = gateway.admin_key if gateway.admin_key != gateway.master_key else None
+        admin, master = admission.admin_key, admission.master_key
+        key = admin if admin != master else None
         password = gateway.env.get(settings.admin_password_env) or None
         self.key = key
         self.password = password

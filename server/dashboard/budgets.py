@@ -1,8 +1,8 @@
 """Dashboard: budgets (each limit's use in its current window) and each API key's spend.
 
-The budgets table is `server.admin_keys.budget_report`, the very report
+The budgets table is `server.core.budgets.budget_report`, the very report
 ``GET /admin/api/budgets`` answers, so the page and the API never disagree. Its ``used``
-is the stored counter (`server.budgets`): what every process spent plus headroom a
+is the stored counter (`server.core.budgets`): what every process spent plus headroom a
 process has leased and not yet spent, which the page says.
 
 Spend by API key is read from the request log, not from the budget counters: counters
@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from urllib.parse import quote
 
 from litestar import get
@@ -33,8 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
 from router.policy import Budget
-from server.admin_keys import budget_report
-from server.auth import ApiKey
+from server.core.admission import Admission
+from server.core.budgets import budget_report
+from server.core.keys import ApiKey
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader
 from server.dashboard.forms import with_status
 from server.store.models import RequestLog
@@ -315,10 +316,11 @@ def _order(keys: Sequence[ApiKey]) -> list[ApiKey]:
 async def budgets_page(request: Req) -> Template:
     """The whole page, or the panel alone for htmx (the Refresh button)."""
     gw, r = gateway(request), reloader(request)
+    gate = cast(Admission, request.app.state.admission).budgets
     now = datetime.now(UTC)
     windows = spend_windows(now)
     context: dict[str, Any] = {
-        "has_database": r is not None and gw.budgets is not None,
+        "has_database": r is not None and gate is not None,
         "no_database": NO_DATABASE,
         "limits": [],
         "keys": [],
@@ -328,9 +330,9 @@ async def budgets_page(request: Req) -> Template:
         "money": money,
     }
     status = 200
-    if r is not None and gw.budgets is not None:
+    if r is not None and gate is not None:
         try:
-            report = await budget_report(gw, r)
+            report = await budget_report(gate, gw.table.routes, r.keys)
             keys = await r.keys.list()
             by_id = {k.id: k for k in keys}
             routes = {name: route.policy.budget for name, route in gw.table.routes.items()}

@@ -7,8 +7,8 @@ from typing import Any
 from litestar import Request
 from litestar.response import Template
 
-from server.gateway import Gateway
-from server.reload import Reloader
+from server.core.gateway import Gateway
+from server.core.reload import Reloader
 from server.store import PolicyStore
 
 __all__ = ["NAV", "Req", "fragment", "gateway", "page", "reloader", "store"]

@@ -22,7 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from providers.config import GatewayConfig
 from router.errors import ConfigError
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader, store
-from server.store import ConflictError, WriteResult
+from server.errors import ConflictError
+from server.store import WriteResult
 
 __all__ = [
     "ACTOR",

@@ -8,7 +8,7 @@ redirecting to the list as the routes pages do: a reload of ``/admin/keys`` show
 list without it. Answers holding a secret are sent with ``Cache-Control: no-store``.
 
 Each change is served by this process before the answer is sent
-(`server.reload.Reloader.reload_keys`), as the admin API does, so a secret shown here
+(`server.core.reload.Reloader.reload_keys`), as the admin API does, so a secret shown here
 works at once. A gateway serving its file without a database has no key store: the page
 says so and every write is refused (409).
 
@@ -29,11 +29,11 @@ from litestar.datastructures import FormMultiDict
 from litestar.response import Template
 
 from router.errors import ConfigError
-from server.auth import ApiKey
+from server.core.keys import ApiKey
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader
 from server.dashboard.forms import STORE_DOWN, config_message, store_down_message, with_status
-from server.store import NotFound
-from server.store.keys import CreatedKey, KeyNameTaken
+from server.errors import KeyNameTaken, NotFound
+from server.store.keys import CreatedKey
 from server.store.models import NAME_LENGTH
 
 __all__ = ["HANDLERS", "KeyForm", "KeyView"]

@@ -53,7 +53,8 @@ from server.dashboard.forms import (
     with_status,
     wrote,
 )
-from server.store import ConflictError, NotFound, WriteResult
+from server.errors import ConflictError, NotFound
+from server.store import WriteResult
 from server.store.models import NAME_LENGTH
 from server.store.schemas import canonical
 

@@ -30,7 +30,8 @@ from server.dashboard.forms import (
     store_down_message,
     wrote,
 )
-from server.store import ConflictError, NotFound, PolicyStore
+from server.errors import ConflictError, NotFound
+from server.store import PolicyStore
 from server.store.diff import diff_configs
 from server.store.schemas import canonical
 

@@ -19,7 +19,7 @@ An invalid submission answers 422 and a conflict 409, with the form re-rendered;
 swaps no 4xx response by default, so the pages configure it to swap those
 (``_routes_head.html``, read by htmx when the page loads). A saved change answers with
 ``HX-Redirect`` to the list, which this process already serves at the new revision
-(`server.reload.Reloader.wrote`), as the admin API does.
+(`server.core.reload.Reloader.wrote`), as the admin API does.
 
 The helpers shared with the other forms are in `server.dashboard.forms`.
 """
@@ -60,8 +60,9 @@ from server.dashboard.forms import (
     with_status,
     wrote,
 )
+from server.errors import ConflictError, NotFound
 from server.observe.health import TargetHealth
-from server.store import ConflictError, NotFound, WriteResult
+from server.store import WriteResult
 from server.store.models import NAME_LENGTH
 from server.store.schemas import canonical
 

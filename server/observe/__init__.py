@@ -1,6 +1,6 @@
 """Observability: what the engine's events leave behind once a response is sent.
 
-Both are `server.gateway.Observer`s (called with every event batch, never blocking):
+Both are `server.core.gateway.Observer`s (called with every event batch, never blocking):
 
 - `metrics`: `Metrics`, Prometheus counters and histograms in a registry of its own,
   rendered for ``GET /metrics``;

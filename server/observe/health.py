@@ -1,6 +1,6 @@
 """Recent attempts and failures per target, for the dashboard's routes page.
 
-A `TargetHealth` is a `server.gateway.Observer`. An attempt counts once it has ended:
+A `TargetHealth` is a `server.core.gateway.Observer`. An attempt counts once it has ended:
 as a failure on its `AttemptFailed`, as a success when the request's `Done` names its
 target (the attempt that answered). An attempt abandoned because the client went away
 ended neither way and is not counted: that is no verdict on the target.

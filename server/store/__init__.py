@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
+from server.errors import ConflictError, NotFound, SchemaNotReady
 from server.store.database import DATABASE_URL_ENV, create_engine, database_url, display_url
 from server.store.diff import ConfigDiff, diff_configs
-from server.store.errors import ConflictError, NotFound, SchemaNotReady
 from server.store.export import to_toml
 from server.store.migration import check_schema, downgrade, migrate, upgrade
 from server.store.schemas import RevisionInfo, WriteResult

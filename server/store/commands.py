@@ -20,10 +20,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from providers.config import ServerSettings, load_config
 from router.errors import ConfigError, LLMGateError
 from router.policy import Budget
-from server.auth import ApiKey
+from server.core.keys import ApiKey
+from server.errors import DatabaseError, NotFound
 from server.store.database import create_engine, display_url
 from server.store.diff import diff_configs
-from server.store.errors import DatabaseError, NotFound
 from server.store.export import to_toml
 from server.store.keys import KeyStore
 from server.store.migration import check_schema, downgrade, head_revision, upgrade

@@ -9,7 +9,7 @@ that row, like configuration writes) and, on PostgreSQL, sends ``NOTIFY llmgate_
 Each gateway process holds the active keys in memory (`KeyRing`): checking a key is a
 dictionary lookup, never a database round trip, and a revoked key stops working on every
 process as soon as it hears of the change: at once through NOTIFY, within
-``reload_poll_s`` through the poll (see `server.reload`).
+``reload_poll_s`` through the poll (see `server.core.reload`).
 """
 
 from __future__ import annotations
@@ -26,18 +26,17 @@ from sqlalchemy import Row, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from router.errors import ConfigError, LLMGateError
+from router.errors import ConfigError
 from router.policy import Budget
-from server.auth import ApiKey, KeyRing, hash_secret
+from server.core.keys import ApiKey, KeyRing, hash_secret
+from server.errors import KeyNameTaken, NotFound
 from server.store.database import WRITE
-from server.store.errors import NotFound
 from server.store.models import NAME_LENGTH, ApiKeyRow, ConfigState, RouteRow
 
 __all__ = [
     "KEYS_CHANNEL",
     "ApiKey",
     "CreatedKey",
-    "KeyNameTaken",
     "KeyRing",
     "KeyStore",
     "hash_secret",
@@ -45,12 +44,6 @@ __all__ = [
 
 KEYS_CHANNEL = "llmgate_keys"
 SECRET_PREFIX = "sk-lg-"
-
-
-class KeyNameTaken(LLMGateError):
-    status = 409
-    type = "invalid_request_error"
-    code = "key_name_taken"
 
 
 class CreatedKey(msgspec.Struct, frozen=True):

@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.errors import SchemaNotReady
 from server.store.database import WRITE, create_engine, display_url
-from server.store.errors import SchemaNotReady
 
 __all__ = [
     "MIGRATIONS",

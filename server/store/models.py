@@ -174,7 +174,7 @@ class BudgetCounter(Base):
     ``key:<id>``, ``metric`` ``usd``, ``tokens`` or ``requests``, ``period`` ``minute`` to
     ``month``, ``window_start`` the window's first second (Unix time). ``used`` only
     grows within a window, except when a process hands back requests it leased and did
-    not serve (see `server.budgets`)."""
+    not serve (see `server.core.budgets`)."""
 
     __tablename__ = "budget_counters"
 

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from providers.config import GatewayConfig, ProviderConfig, decode_config
 from router.errors import ConfigError
 from router.policy import RoutePolicy
+from server.errors import ConflictError, NotFound
 from server.store.database import WRITE
 from server.store.diff import ConfigDiff, diff_configs
-from server.store.errors import ConflictError, NotFound
 from server.store.models import NAME_LENGTH, ConfigState, ProviderRow, RevisionRow, RouteRow
 from server.store.schemas import RevisionInfo, WriteResult, canonical, snapshot
 

@@ -12,7 +12,7 @@ import pytest
 
 from providers import decode_config
 from router.errors import ConfigError
-from server.budgets import window_of
+from server.core.budgets import window_of
 from tests.admin.conftest import CONFIG, MESSAGES, Serve, ServedGateway
 
 CHAT = {"model": "chat", "messages": MESSAGES}

@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from router.errors import ConfigError
-from server.store import NotFound, PolicyStore
-from server.store.keys import KeyNameTaken, KeyStore
+from server.errors import KeyNameTaken, NotFound
+from server.store import PolicyStore
+from server.store.keys import KeyStore
 from server.store.models import ApiKeyRow
 from tests.admin.conftest import ADMIN_KEY, CLIENT_KEY, CONFIG, MESSAGES, Serve, ServedGateway
 from tests.store.conftest import base_config

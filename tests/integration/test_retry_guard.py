@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.retry_guard import RetryGuard
+from server.core.retry_guard import RetryGuard
 from tests.fakes.openai_upstream import Status, Stream
 from tests.integration.conftest import KEY
 

@@ -9,7 +9,8 @@ import pytest
 
 from providers.pricing import PriceBook
 from router.policy import Budget
-from server.budgets import BudgetExceeded, BudgetGate, limits_of
+from server.core.budgets import BudgetGate, limits_of
+from server.errors import BudgetExceeded
 from server.store import PolicyStore
 
 
@@ -44,7 +45,7 @@ async def test_a_calendar_window_resets_when_it_ends(store: PolicyStore) -> None
     assert await _admitted(gate, budget, 3) == [True, True, False]
     with pytest.raises(BudgetExceeded) as refused:
         await gate.admit("late", limits_of("route:chat", "route 'chat'", budget))
-    assert refused.value.headers["retry-after"] == "30"  # at 11:00
+    assert refused.value.retry_after == 30  # at 11:00
     clock.advance(31)
     assert await _admitted(gate, budget, 3) == [True, True, False]
 
@@ -59,7 +60,7 @@ async def test_a_rolling_window_frees_its_oldest_use_as_it_drops_out(store: Poli
     assert await _admitted(gate, budget, 2) == [True, False]  # at 10:30: 3 in the hour
     with pytest.raises(BudgetExceeded) as refused:
         await gate.admit("late", limits_of("route:chat", "route 'chat'", budget))
-    assert refused.value.headers["retry-after"] == str(30 * 60)  # 11:00, when 10:00 drops
+    assert refused.value.retry_after == 30 * 60  # 11:00, when 10:00 drops
     assert "per any hour" in str(refused.value)
 
     clock.advance(30 * 60 + 1)  # 11:00:01: the two of 10:00 are out, the one of 10:30 in

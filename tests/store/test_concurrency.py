@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.store import NOTIFY_CHANNEL, ConflictError, PolicyStore, WriteResult, create_engine
+from server.errors import ConflictError
+from server.store import NOTIFY_CHANNEL, PolicyStore, WriteResult, create_engine
 from tests.store.conftest import base_config
 
 WRITERS = 5

@@ -9,7 +9,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.store import PolicyStore, SchemaNotReady, check_schema, migrate
+from server.errors import SchemaNotReady
+from server.store import PolicyStore, check_schema, migrate
 from server.store.migration import head_revision, schema_revision
 from server.store.models import Base
 

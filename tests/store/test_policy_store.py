@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from providers.mock import MockConfig
 from router.errors import ConfigError
 from router.policy import RoutePolicy
-from server.store import NotFound, PolicyStore, WriteResult
+from server.errors import NotFound
+from server.store import PolicyStore, WriteResult
 from server.store.models import ConfigState, RevisionRow, RouteRow
 from tests.store.conftest import base_config
 

@@ -45,7 +45,7 @@ def test_router_module_imports_only_stdlib_and_msgspec(path: Path) -> None:
         "from litestar import Litestar",
         "import sqlalchemy.orm",
         "from aiohttp import ClientSession",
-        "from server.gateway import Gateway",
+        "from server.core.gateway import Gateway",
         "import providers.openai",
         "import time",
         "from random import random",

@@ -41,8 +41,8 @@ from router.events import (
     ToolCallDelta,
     Usage,
 )
-from server.flow import answered_model, describe_failure
-from server.schemas import ChatCall, parse_chat_request
+from server.api._serve import answered_model, describe_failure
+from server.api.openai.request import ChatCall, parse_chat_request
 
 __all__ = ["INTERNAL_ERROR", "ChatWire", "ChunkEncoder", "error_body"]
 
@@ -235,7 +235,7 @@ def _completion(request_id: str, answer: Answer) -> dict[str, Any]:
 
 
 class ChatWire:
-    """``/v1/chat/completions`` as a `server.flow.Wire`."""
+    """``/v1/chat/completions`` as a `server.api._serve.Wire`."""
 
     id_prefix = "chatcmpl-"
     id_header: str | None = None

@@ -44,7 +44,7 @@ from router.events import (
     ToolCallDelta,
     Usage,
 )
-from server.flow import answered_model, describe_failure
+from server.api._serve import answered_model, describe_failure
 
 __all__ = [
     "EventEncoder",

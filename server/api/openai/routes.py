@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API: ``/v1/chat/completions``, ``/v1/models``, ``/healthz``."""
+"""The OpenAI-compatible API: ``/v1/chat/completions`` and ``/v1/models``."""
 
 from __future__ import annotations
 
@@ -6,23 +6,21 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from router.errors import NoSuchModel
 from router.table import RoutingTable
-from server.flow import Door, id_headers
-from server.gateway import Gateway
-from server.openai_wire import ChatWire
+from server.api._serve import Door, id_headers
+from server.api.openai.wire import ChatWire
+from server.core.admission import Admission
+from server.core.gateway import Gateway
+from server.core.retry_guard import RetryGuard
 
-__all__ = ["chat_completions", "healthz", "list_models", "metrics", "retrieve_model"]
+__all__ = ["OPENAI_HANDLERS"]
 
 _encode = msgspec.json.Encoder().encode
 _chat = Door(ChatWire())
-
-
-def _gateway(request: Request[Any, Any, Any]) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -32,14 +30,22 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
-    return await _chat.serve(request)
+async def chat_completions(
+    request: Request[Any, Any, Any],
+    gateway: NamedDependency[Gateway],
+    admission: NamedDependency[Admission],
+    retry_guard: NamedDependency[RetryGuard],
+) -> Response[Any]:
+    return await _chat.serve(request, gateway, admission, retry_guard)
 
 
 @get("/v1/models")
-async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
-    gateway = _gateway(request)
-    key = gateway.authorize(request.headers.get("authorization"))
+async def list_models(
+    request: Request[Any, Any, Any],
+    gateway: NamedDependency[Gateway],
+    admission: NamedDependency[Admission],
+) -> Response[bytes]:
+    key = admission.authorize(request.headers.get("authorization"))
     table = gateway.table
     ids = table.model_ids()
     if key is not None and key.routes is not None:  # only what this key may use
@@ -50,11 +56,13 @@ async def list_models(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 @get("/v1/models/{model_id:path}")
 async def retrieve_model(
-    request: Request[Any, Any, Any], model_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    gateway: NamedDependency[Gateway],
+    admission: NamedDependency[Admission],
+    model_id: FromPath[str],
 ) -> Response[bytes]:
     """One model any request may name: a route, or a target (its id holds a ``/``)."""
-    gateway = _gateway(request)
-    key = gateway.authorize(request.headers.get("authorization"))
+    key = admission.authorize(request.headers.get("authorization"))
     model_id = model_id.lstrip("/")
     table = gateway.table
     unknown = NoSuchModel(f"The model {model_id!r} does not exist.", param="model")
@@ -74,20 +82,4 @@ def _model(table: RoutingTable, model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
 
 
-@get("/metrics")
-async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Prometheus text format: requests, attempts, fallbacks, switches, latencies."""
-    body, content_type = request.app.state.metrics.render()
-    return Response(body, media_type=content_type)
-
-
-@get("/healthz")
-async def healthz(request: Request[Any, Any, Any]) -> Response[bytes]:
-    gateway = _gateway(request)
-    return _json(
-        {
-            "status": "ok",
-            "revision": gateway.table.revision,
-            "breakers": gateway.engine.breaker_states(),
-        }
-    )
+OPENAI_HANDLERS = [chat_completions, list_models, retrieve_model]

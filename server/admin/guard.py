@@ -13,28 +13,16 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from router.errors import LLMGateError
-from server.gateway import Gateway
+from server.core.admission import Admission
+from server.errors import AdminAuthError, AdminDisabled
 
 __all__ = ["AdminAuthError", "AdminDisabled", "admin_guard", "check_admin"]
 
 
-class AdminAuthError(LLMGateError):
-    status = 401
-    type = "invalid_request_error"
-    code = "invalid_admin_key"
-
-
-class AdminDisabled(LLMGateError):
-    status = 403
-    type = "invalid_request_error"
-    code = "admin_disabled"
-
-
-def check_admin(authorization: str | None, gateway: Gateway) -> None:
+def check_admin(authorization: str | None, admission: Admission, env_name: str) -> None:
     """Accept only the admin key, and only if one is set that is not the client key."""
-    key, env_name = gateway.admin_key, gateway.config.server.admin_key_env
-    if key is None or key == gateway.master_key:
+    key, master = admission.admin_key, admission.master_key
+    if key is None or key == master:
         why = "is not set" if key is None else "must differ from the client key"
         raise AdminDisabled(
             f"The admin API is disabled: the environment variable {env_name} {why}. "
@@ -48,10 +36,12 @@ def check_admin(authorization: str | None, gateway: Gateway) -> None:
         )
     if hmac.compare_digest(token.encode(), key.encode()):
         return
-    if gateway.master_key and hmac.compare_digest(token.encode(), gateway.master_key.encode()):
+    if master and hmac.compare_digest(token.encode(), master.encode()):
         raise AdminAuthError(f"That is a client key; the admin API needs the key in {env_name}.")
     raise AdminAuthError("Incorrect admin key provided.")
 
 
 def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    check_admin(connection.headers.get("authorization"), connection.app.state.gateway)
+    state = connection.app.state
+    env_name = state.gateway.config.server.admin_key_env
+    check_admin(connection.headers.get("authorization"), state.admission, env_name)

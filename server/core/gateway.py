@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import random
@@ -23,9 +22,6 @@ from router.errors import ClientDisconnected, ConfigError
 from router.events import Done, Event, Failed, RequestRecord, Usage
 from router.provider import ProviderRequest
 from router.table import RoutingTable
-from server.auth import ApiKey, AuthError, KeyRing, RouteNotAllowed, bearer_token
-from server.budgets import BudgetExceeded, BudgetGate, Limit, limits_of
-from server.retry_guard import RetryGuard
 
 __all__ = ["Gateway", "Observer"]
 
@@ -43,15 +39,13 @@ class Gateway:
 
     ``config`` is the file's: its ``[server]`` settings hold for the life of the process.
     The table starts as the file's routes and providers; when the gateway serves from
-    the database, `server.reload.Reloader` `install`s each revision in its place. The one
+    the database, `server.core.reload.Reloader` `install`s each revision in its place. The one
     `Engine` outlives every table, so circuit breakers (per target) survive a reload.
     """
 
     def __init__(self, config: GatewayConfig, env: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.env = dict(os.environ if env is None else env)
-        self.master_key = self.env.get(config.server.master_key_env) or None
-        self.admin_key = self.env.get(config.server.admin_key_env) or None
         settings = config.server
         own = {settings.master_key_env, settings.admin_key_env, settings.admin_password_env}
         self.provider_env = {
@@ -60,19 +54,8 @@ class Gateway:
         """What providers may read (``api_key_env``): never the gateway's own secrets, so
         that whoever may edit a provider cannot have one sent to a server of theirs."""
         self.engine = Engine(clock=time.monotonic, rng=random.random)
-        self.observers: list[Observer] = []
-        self.budgets: BudgetGate | None = None
-        """Set while serving from a database (`server.budgets`)."""
-        self._route_limits: dict[str, list[Limit]] = {}
-        self.keys = KeyRing()
-        self.retry_guard = RetryGuard(
-            config.server.retry_guard_s, config.server.retry_guard_user_agents
-        )
-        """Final failures replayed to clients that retry on the status alone."""
-        """The active virtual keys (`server.store.keys`), swapped in by the reloader."""
-        self.on_start: list[Callable[[RequestRecord], None]] = []
-        """Called with a request's record (id and route) once its route is resolved,
-        before its first event; observers are called only if there are some."""
+        self._observers: list[Observer] = []
+        self._on_start: list[Callable[[RequestRecord], None]] = []
         self._client: Upstream | None = None
         self.table: RoutingTable
         self.prices = _price_book(config)
@@ -100,7 +83,6 @@ class Gateway:
             raise ConfigError(f"cannot be served: {exc}", where=f"revision {revision}") from exc
         self.table = table
         self.prices = _price_book(config)
-        self._route_limits = {}
 
     def check_provider(self, name: str, config: ProviderConfig) -> None:
         """Raise `ConfigError` unless a provider of ``config`` can be built: the schema
@@ -117,68 +99,17 @@ class Gateway:
         except Exception as exc:
             raise ConfigError(str(exc), where=f"config: providers.{name}") from exc
 
-    def authorize(self, authorization: str | None) -> ApiKey | None:
-        """Who is asking: None for the master key (or when no key is required), else the
-        virtual key. Raises `AuthError` for a missing or unknown key."""
-        if self.master_key is None and self.keys.version == 0:
-            return None  # no key was ever made: open (and `serve` keeps to loopback)
-        token = bearer_token(authorization)
-        if token is None:
-            raise AuthError("You didn't provide an API key. Send 'Authorization: Bearer <key>'.")
-        if self.master_key is not None and hmac.compare_digest(
-            token.encode(), self.master_key.encode()
-        ):
-            return None
-        key = self.keys.find(token)
-        if key is None:
-            raise AuthError("Incorrect API key provided.")
-        return key
+    def observe(self, observer: Observer) -> None:
+        """Show every event batch of every request to ``observer`` from now on."""
+        self._observers.append(observer)
 
-    async def admit(self, key: ApiKey | None, model: str, request_id: str) -> str:
-        """Check the budgets of the route ``model`` names and of ``key``; return the
-        model to serve: ``model``, or the cheaper route its spent budget downgrades to.
-        Raises `BudgetExceeded`. Without budgets, it costs a dictionary lookup."""
-        gate = self.budgets
-        if gate is None:
-            return model
-        table = self.table
-        route = table.resolve(model)
-        key_limits = (
-            limits_of(f"key:{key.id}", f"key {key.name!r}", key.budget)
-            if key is not None and key.budget is not None
-            else []
-        )
-        name, policy = route.name, route.policy
-        for _ in range(len(table.routes) + 1):
-            limits = self._route_limits.get(name)
-            if limits is None:
-                limits = self._route_limits[name] = limits_of(
-                    f"route:{name}", f"route {name!r}", policy.budget
-                )
-            if not limits and not key_limits:
-                return model if name == route.name else name
-            try:
-                await gate.admit(request_id, [*limits, *key_limits])
-            except BudgetExceeded as exc:
-                budget = policy.budget
-                if exc.scope.startswith("route:") and budget is not None and budget.downgrade_to:
-                    name = budget.downgrade_to
-                    policy = table.routes[name].policy
-                    continue
-                raise
-            return model if name == route.name else name
-        raise AssertionError("downgrade_to chains are checked for loops")
+    def unobserve(self, observer: Observer) -> None:
+        self._observers.remove(observer)
 
-    def allowed(self, key: ApiKey | None, model: str) -> None:
-        """Raise `RouteNotAllowed` unless ``key`` may use the route ``model`` names."""
-        if key is None or key.routes is None:
-            return
-        route = self.table.resolve(model).name
-        if not key.allows(route):
-            raise RouteNotAllowed(
-                f"The key {key.name!r} may only use the routes {', '.join(key.routes)}; "
-                f"not {route!r}."
-            )
+    def on_request_start(self, hook: Callable[[RequestRecord], None]) -> None:
+        """Call ``hook`` with each request's record (id and route) once its route is
+        resolved, before its first event (only while there are observers)."""
+        self._on_start.append(hook)
 
     def run(
         self,
@@ -193,7 +124,7 @@ class Gateway:
         ``client`` (an API key's id) is kept in its record for the request log.
         ``accept_reset``: the consumer discards what it showed on a `Reset` event (see
         `Engine.stream`); no other consumer is ever sent one."""
-        if not self.observers:
+        if not self._observers:
             return self.engine.stream(
                 self.table, model, request, request_id=request_id, accept_reset=accept_reset
             )
@@ -206,7 +137,7 @@ class Gateway:
             record=record,
             accept_reset=accept_reset,
         )
-        for hook in self.on_start:
+        for hook in self._on_start:
             hook(record)
         return self._observed(request_id, events, record)
 
@@ -220,7 +151,7 @@ class Gateway:
         cause: BaseException = ClientDisconnected("the client disconnected before the answer ended")
         try:
             async for batch in events:
-                for observer in self.observers:
+                for observer in self._observers:
                     observer(request_id, batch)
                 ended = type(batch[-1]) in _FINAL if batch else ended
                 yield batch
@@ -243,7 +174,7 @@ class Gateway:
                 usage = usage + attempt.usage
         delivered = any(a.chars for a in record.attempts)
         final: list[Event] = [Failed(cause, delivered, usage, record, [])]
-        for observer in self.observers:
+        for observer in self._observers:
             try:
                 observer(request_id, final)
             except Exception:

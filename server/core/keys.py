@@ -15,30 +15,16 @@ from datetime import datetime
 
 import msgspec
 
-from router.errors import LLMGateError
 from router.policy import Budget
+from server.errors import AuthError
 
 __all__ = [
     "ApiKey",
-    "AuthError",
     "KeyRing",
-    "RouteNotAllowed",
     "bearer_token",
     "check_bearer",
     "hash_secret",
 ]
-
-
-class AuthError(LLMGateError):
-    status = 401
-    type = "invalid_request_error"
-    code = "invalid_api_key"
-
-
-class RouteNotAllowed(LLMGateError):
-    status = 403
-    type = "invalid_request_error"
-    code = "route_not_allowed"
 
 
 class ApiKey(msgspec.Struct, frozen=True, kw_only=True):

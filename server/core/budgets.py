@@ -29,7 +29,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,13 +39,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from providers.pricing import PriceBook
-from router.errors import LLMGateError
 from router.events import Done, Event, Failed
 from router.policy import Budget
+from router.table import ResolvedRoute
+from server.errors import BudgetExceeded
 from server.store.database import WRITE
+from server.store.keys import KeyStore
 from server.store.models import BudgetCounter
 
-__all__ = ["BudgetExceeded", "BudgetGate", "Limit", "limits_of", "window_of"]
+__all__ = ["BudgetGate", "Limit", "budget_report", "limits_of", "window_of"]
 
 log = logging.getLogger("llmgate.budgets")
 
@@ -54,18 +56,6 @@ MAX_LEASE = 100
 MAX_PENDING = 100_000
 """Requests admitted under a token or USD limit and not yet ended that are remembered;
 beyond that the oldest (a request admitted and then never run) is forgotten."""
-
-
-class BudgetExceeded(LLMGateError):
-    status = 429
-    type = "rate_limit_error"
-    code = "budget_exceeded"
-
-    def __init__(self, message: str, retry_after_s: int, param: str, scope: str) -> None:
-        super().__init__(message)
-        self.param = param
-        self.scope = scope
-        self.headers = {"retry-after": str(retry_after_s)}
 
 
 def window_of(period: str, now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -472,3 +462,23 @@ def _insert_missing(conn: AsyncConnection, key: Key) -> Any:
     }
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(BudgetCounter).values(**values).on_conflict_do_nothing()
+
+
+async def budget_report(
+    gate: BudgetGate | None, routes: Mapping[str, ResolvedRoute], keys: KeyStore
+) -> list[dict[str, Any]]:
+    """Every budget of a route or an active key, each limit with its use in its current
+    window: ``GET /admin/api/budgets`` and the dashboard's Budgets page."""
+    if gate is None:
+        return []
+    scopes = [
+        (f"route:{name}", f"route {name!r}", route.policy.budget)
+        for name, route in routes.items()
+        if route.policy.budget is not None
+    ]
+    scopes += [
+        (f"key:{key.id}", f"key {key.name!r}", key.budget)
+        for key in await keys.list(include_revoked=False)
+        if key.budget is not None
+    ]
+    return await gate.report(scopes)

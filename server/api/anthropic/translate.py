@@ -23,7 +23,7 @@ import msgspec
 
 from router.errors import RequestError
 from router.provider import ProviderRequest
-from server.anthropic_schemas import (
+from server.api.anthropic.request import (
     Base64Source,
     Block,
     ImageBlock,

@@ -16,18 +16,22 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, post
 from litestar.datastructures import Headers
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 
 from router.collect import Answer
 from router.errors import LLMGateError
 from router.events import Event, Failed
-from server.anthropic_message import message_body
-from server.anthropic_schemas import decode_messages_request
-from server.anthropic_tokens import estimate_input_tokens
-from server.anthropic_translate import MessagesCall, parse_messages_request, provider_request
-from server.anthropic_wire import EventEncoder, error_body, error_status, failure_body
-from server.flow import Door, id_headers
-from server.gateway import Gateway
+from server.api._serve import Door, id_headers
+from server.api.anthropic.message import message_body
+from server.api.anthropic.request import decode_messages_request
+from server.api.anthropic.tokens import estimate_input_tokens
+from server.api.anthropic.translate import MessagesCall, parse_messages_request, provider_request
+from server.api.anthropic.wire import EventEncoder, error_body, error_status, failure_body
+from server.core.admission import Admission
+from server.core.gateway import Gateway
+from server.core.retry_guard import RetryGuard
+from server.errors import retry_after_of
 
 __all__ = ["MESSAGES_PATH", "MessagesWire", "count_tokens", "create_message", "http_error"]
 
@@ -40,7 +44,7 @@ REQUEST_ID = "request-id"
 
 
 class MessagesWire:
-    """``/v1/messages`` as a `server.flow.Wire`."""
+    """``/v1/messages`` as a `server.api._serve.Wire`."""
 
     id_prefix = "msg_"
     id_header: str | None = REQUEST_ID
@@ -90,7 +94,7 @@ def _llmgate_error(request: Request[Any, Any, Any], exc: LLMGateError) -> Respon
     status = error_status(exc)
     details = getattr(exc, "details", None)
     body = error_body(status, exc.message, details=details)
-    return _json(request, body, status, getattr(exc, "headers", None))
+    return _json(request, body, status, retry_after_of(exc))
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -107,18 +111,30 @@ _HANDLERS = {LLMGateError: _llmgate_error, HTTPException: http_error, Exception:
 
 
 @post(MESSAGES_PATH, status_code=200, exception_handlers=_HANDLERS)  # type: ignore[arg-type]
-async def create_message(request: Request[Any, Any, Any]) -> Response[Any]:
-    return await _messages.serve(request)
+async def create_message(
+    request: Request[Any, Any, Any],
+    gateway: NamedDependency[Gateway],
+    admission: NamedDependency[Admission],
+    retry_guard: NamedDependency[RetryGuard],
+) -> Response[Any]:
+    return await _messages.serve(request, gateway, admission, retry_guard)
 
 
 @post(f"{MESSAGES_PATH}/count_tokens", status_code=200, exception_handlers=_HANDLERS)  # type: ignore[arg-type]
-async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """``{"input_tokens": N}``, estimated (see `server.anthropic_tokens`) for a model the
+async def count_tokens(
+    request: Request[Any, Any, Any],
+    gateway: NamedDependency[Gateway],
+    admission: NamedDependency[Admission],
+) -> Response[bytes]:
+    """``{"input_tokens": N}``, estimated (see `server.api.anthropic.tokens`) for a model the
     key may use."""
-    gateway: Gateway = request.app.state.gateway
-    key = gateway.authorize(MessagesWire.credentials(request.headers))
+    key = admission.authorize(MessagesWire.credentials(request.headers))
     req = decode_messages_request(await request.body())
-    gateway.allowed(key, req.model)  # also: an unknown model is a 404, as for a message
+    # also: an unknown model is a 404, as for a message
+    admission.allowed(key, gateway.table, req.model)
     gateway.table.resolve(req.model)
     tokens = estimate_input_tokens(provider_request(req))
     return _json(request, {"input_tokens": tokens}, 200)
+
+
+ANTHROPIC_HANDLERS = [create_message, count_tokens]

@@ -5,7 +5,7 @@
 top-level field (``container``, ``mcp_servers``, ...) is refused, so a feature llmgate
 cannot honour never silently vanishes. A ``thread`` (anthropic-python's
 ``beta.messages.tool_runner`` sends one) is refused in the way that SDK recognises, so
-that it sends the whole conversation again without one. `server.anthropic_translate`
+that it sends the whole conversation again without one. `server.api.anthropic.translate`
 turns the request into the engine's terms.
 """
 

@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from router.errors import ConfigError
-from server.gateway import Gateway
+from server.core.admission import Admission
+from server.core.gateway import Gateway
 from server.store import (
     NOTIFY_CHANNEL,
     PolicyStore,
@@ -48,10 +49,13 @@ _BACKOFF_S = (0.2, 10.0)
 class Reloader:
     """Swaps each new revision of ``store`` into ``gateway`` (see the module doc)."""
 
-    def __init__(self, store: PolicyStore, gateway: Gateway, *, poll_s: float = 1.0) -> None:
+    def __init__(
+        self, store: PolicyStore, gateway: Gateway, admission: Admission, *, poll_s: float = 1.0
+    ) -> None:
         self.store = store
         self.keys = KeyStore(store.engine)
         self._gateway = gateway
+        self._admission = admission
         self._poll_s = poll_s
         self._lock = asyncio.Lock()  # one load at a time, so swaps happen in order
         self._wake = asyncio.Event()
@@ -92,7 +96,7 @@ class Reloader:
     async def reload_keys(self) -> None:
         """Hold the database's active virtual keys now (after a key change here)."""
         async with self._lock:
-            self._gateway.keys = await self.keys.ring()
+            self._admission.use_keys(await self.keys.ring())
 
     async def wrote(self, result: WriteResult) -> None:
         """Serve a revision this process just wrote, without reading it back."""
@@ -108,9 +112,9 @@ class Reloader:
 
     async def _refresh(self) -> None:
         async with self._lock:
-            if await self.keys.version() != self._gateway.keys.version:
-                self._gateway.keys = await self.keys.ring()
-                log.info("holding %d active API keys", len(self._gateway.keys))
+            if await self.keys.version() != self._admission.keys.version:
+                self._admission.use_keys(await self.keys.ring())
+                log.info("holding %d active API keys", len(self._admission.keys))
             current = await self.store.current_revision()
             if current in (self.revision, self._rejected):
                 return
@@ -199,12 +203,14 @@ class Reloader:
             self._wake.set()
 
     def _keys_notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        if not payload.isdigit() or int(payload) != self._gateway.keys.version:
+        if not payload.isdigit() or int(payload) != self._admission.keys.version:
             self._wake.set()
 
 
 @contextlib.asynccontextmanager
-async def serve_from_database(url: str, gateway: Gateway) -> AsyncIterator[Reloader]:
+async def serve_from_database(
+    url: str, gateway: Gateway, admission: Admission
+) -> AsyncIterator[Reloader]:
     """A started gateway's table from the database at ``url``, kept current.
 
     For the lifespan of one worker: check that the schema is current (``serve``
@@ -219,7 +225,8 @@ async def serve_from_database(url: str, gateway: Gateway) -> AsyncIterator[Reloa
         seeded = await store.seed_if_empty(gateway.config)
         if seeded.written:
             log.info("seeded %s from the configuration file", display_url(url))
-        reloader = Reloader(store, gateway, poll_s=gateway.config.server.reload_poll_s)
+        poll_s = gateway.config.server.reload_poll_s
+        reloader = Reloader(store, gateway, admission, poll_s=poll_s)
         await reloader.start()
         try:
             yield reloader

@@ -13,7 +13,7 @@ door it uses is written here once:
   (`final_headers`);
 - the reset marker only for a client that asked for it (``x-llmgate-accept-reset``);
 - a client that retries on the status alone gets a final failure replayed rather than
-  the route run again (`server.retry_guard`).
+  the route run again (`server.core.retry_guard`).
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ from router.events import (
     ToolCallDelta,
 )
 from router.provider import ProviderRequest
-from server.gateway import Gateway
-from server.retry_guard import REPLAYED, Remembered, RetryGuard
+from server.core.admission import Admission
+from server.core.gateway import Gateway
+from server.core.retry_guard import REPLAYED, Remembered, RetryGuard
 
 __all__ = [
     "Call",
@@ -134,29 +135,34 @@ def answered_model(target: str) -> str:
 
 
 class Door(Generic[C]):
-    """The flow over one `Wire`: ``await door.serve(request)`` is a whole handler."""
+    """The flow over one `Wire`: ``await door.serve(request, gateway, admission, guard)`` is a whole handler."""
 
     __slots__ = ("wire",)
 
     def __init__(self, wire: Wire[C]) -> None:
         self.wire = wire
 
-    async def serve(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def serve(
+        self,
+        request: Request[Any, Any, Any],
+        gateway: Gateway,
+        admission: Admission,
+        guard: RetryGuard,
+    ) -> Response[Any]:
         wire = self.wire
-        gateway: Gateway = request.app.state.gateway
         request_id = wire.id_prefix + os.urandom(12).hex()
         request.state["llmgate_request_id"] = request_id  # errors raised below name it too
-        key = gateway.authorize(wire.credentials(request.headers))
+        key = admission.authorize(wire.credentials(request.headers))
         body = await request.body()
-        guard = gateway.retry_guard
         retry_of = guard.fingerprint(
             request.headers.get("user-agent"), key.id if key else "", request.url.path, body
         )
         if retry_of is not None and (replay := guard.recall(retry_of)) is not None:
             return _replay(replay)
         call = wire.parse(body)
-        gateway.allowed(key, call.model)
-        model = await gateway.admit(key, call.model, request_id)
+        table = gateway.table
+        admission.allowed(key, table, call.model)
+        model = await admission.admit(key, table, call.model, request_id)
         events = gateway.run(
             model,
             call.request,
@@ -200,7 +206,7 @@ class Door(Generic[C]):
 
 
 def _replay(remembered: Remembered) -> Response[bytes]:
-    """A final failure again, for a client's own retry of the request (`server.retry_guard`)."""
+    """A final failure again, for a client's own retry of the request (`server.core.retry_guard`)."""
     return Response(
         remembered.body,
         status_code=remembered.status,

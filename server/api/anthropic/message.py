@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 
 from router.collect import Answer, ToolCall
-from server.anthropic_wire import record_json, stop_reason, usage_json
-from server.flow import answered_model
+from server.api._serve import answered_model
+from server.api.anthropic.wire import record_json, stop_reason, usage_json
 
 __all__ = ["message_body"]
 

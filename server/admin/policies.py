@@ -1,12 +1,12 @@
-"""The admin JSON API under ``/admin/api``: providers, routes and revisions of the
-policy store, and a forced reload.
+"""The admin API's policies: providers, routes and revisions of the policy store, and
+a forced reload.
 
 Thin handlers over `server.store.PolicyStore`. Every write is validated as a whole
 configuration through the same msgspec policy types as the TOML file, and the revision
 it makes is served by this process before the response is sent (`Reloader.wrote`);
-other processes follow within a second (see `server.reload`).
+other processes follow within a second (see `server.core.reload`).
 
-- Auth (`server.admin_auth`): ``Authorization: Bearer <admin key>``, the key in the
+- Auth (`server.admin.guard`): ``Authorization: Bearer <admin key>``, the key in the
   environment variable ``[server] admin_key_env`` names (``LLMGATE_ADMIN_KEY``). Client
   keys are refused; with no admin key set, every request is refused with 403.
 - Writes take ``?dry_run=1`` (validate, show the changes, save nothing) and a revision
@@ -24,30 +24,23 @@ import logging
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, Router, delete, get, post, put
-from sqlalchemy.exc import SQLAlchemyError
+from litestar import Request, Response, delete, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery
 
 from providers.config import ProviderConfig, convert
-from router.errors import ConfigError, LLMGateError, RequestError
-from server.admin_auth import admin_guard
-from server.gateway import Gateway
-from server.reload import Reloader
-from server.store import NotFound, PolicyStore, WriteResult
+from router.errors import ConfigError, RequestError
+from server.core.gateway import Gateway
+from server.core.reload import Reloader
+from server.errors import NotFound
+from server.store import PolicyStore, WriteResult
 from server.store.models import NAME_LENGTH
 from server.store.schemas import canonical, snapshot
 
-__all__ = ["ADMIN_PATH", "NoPolicyStore", "admin_router"]
+__all__ = ["POLICY_DEPENDENCIES", "POLICY_HANDLERS", "database_error", "invalid_policy"]
 
-ADMIN_PATH = "/admin/api"
 log = logging.getLogger("llmgate.admin")
 Req = Request[Any, Any, Any]
-
-
-class NoPolicyStore(LLMGateError):
-    """The gateway serves its configuration file, without a database to edit."""
-
-    status = 503
-    code = "no_policy_store"
 
 
 class Write(msgspec.Struct, frozen=True):
@@ -56,30 +49,6 @@ class Write(msgspec.Struct, frozen=True):
     actor: str
     expected_revision: int | None
     dry_run: bool
-
-
-def _reloader(request: Req) -> Reloader:
-    reloader: Reloader | None = request.app.state.reloader
-    if reloader is None:
-        raise NoPolicyStore(
-            "This gateway serves its configuration file and has no policy store to edit; "
-            "`llmgate serve` serves from the database."
-        )
-    return reloader
-
-
-def _store(request: Req) -> PolicyStore:
-    return _reloader(request).store
-
-
-def _gateway(request: Req) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
-
-
-def _name(request: Req) -> str:
-    name: str = request.path_params["name"]
-    return name
 
 
 def _write(request: Req) -> Write:
@@ -127,17 +96,14 @@ async def _object(request: Req) -> dict[str, Any]:
     return data
 
 
-def _etag(revision: int) -> dict[str, str]:
+def _etag(revision: FromPath[int]) -> dict[str, str]:
     return {"etag": f'"{revision}"'}
 
 
 async def _written(
-    request: Req,
-    result: WriteResult,
-    write: Write,
-    item: tuple[str, str] | None = None,
+    reloader: Reloader, result: WriteResult, write: Write, item: tuple[str, str] | None = None
 ) -> Response[Any]:
-    await _reloader(request).wrote(result)
+    await reloader.wrote(result)
     body: dict[str, Any] = {
         "revision": result.revision,
         "written": result.written,
@@ -152,88 +118,105 @@ async def _written(
     return Response(body, headers=_etag(result.revision))
 
 
-async def _one(request: Req, section: str) -> Response[Any]:
-    name = _name(request)
-    revision, config = await _store(request).load()
+async def _one(store: PolicyStore, section: str, name: FromPath[str]) -> Response[Any]:
+    revision, config = await store.load()
     value = getattr(config, section).get(name)
     if value is None:
         raise NotFound(f"no {section[:-1]} named {name!r}")
     return Response(canonical(value), headers=_etag(revision))
 
 
-async def _all(request: Req, section: str) -> Response[Any]:
-    revision, config = await _store(request).load()
+async def _all(store: PolicyStore, section: str) -> Response[Any]:
+    revision, config = await store.load()
     return Response(
         {"revision": revision, section: snapshot(config)[section]}, headers=_etag(revision)
     )
 
 
+Body = dict[str, Any]
+
+
 @get("/routes")
-async def list_routes(request: Req) -> Response[Any]:
-    return await _all(request, "routes")
+async def list_routes(store: NamedDependency[PolicyStore]) -> Response[Any]:
+    return await _all(store, "routes")
 
 
 @get("/routes/{name:str}")
-async def get_route(request: Req) -> Response[Any]:
-    return await _one(request, "routes")
+async def get_route(store: NamedDependency[PolicyStore], name: FromPath[str]) -> Response[Any]:
+    return await _one(store, "routes", name)
 
 
 @put("/routes/{name:str}")
-async def put_route(request: Req) -> Response[Any]:
-    name, data, write = _name(request), await _object(request), _write(request)
-    result = await _store(request).put_route(name, data, **msgspec.structs.asdict(write))
-    return await _written(request, result, write, ("routes", name))
+async def put_route(
+    reloader: NamedDependency[Reloader],
+    name: FromPath[str],
+    payload: NamedDependency[Body],
+    write: NamedDependency[Write],
+) -> Response[Any]:
+    result = await reloader.store.put_route(name, payload, **msgspec.structs.asdict(write))
+    return await _written(reloader, result, write, ("routes", name))
 
 
 @delete("/routes/{name:str}", status_code=200)
-async def delete_route(request: Req) -> Response[Any]:
-    name, write = _name(request), _write(request)
-    result = await _store(request).delete_route(name, **msgspec.structs.asdict(write))
-    return await _written(request, result, write)
+async def delete_route(
+    reloader: NamedDependency[Reloader], name: FromPath[str], write: NamedDependency[Write]
+) -> Response[Any]:
+    result = await reloader.store.delete_route(name, **msgspec.structs.asdict(write))
+    return await _written(reloader, result, write)
 
 
 @get("/providers")
-async def list_providers(request: Req) -> Response[Any]:
-    return await _all(request, "providers")
+async def list_providers(store: NamedDependency[PolicyStore]) -> Response[Any]:
+    return await _all(store, "providers")
 
 
 @get("/providers/{name:str}")
-async def get_provider(request: Req) -> Response[Any]:
-    return await _one(request, "providers")
+async def get_provider(store: NamedDependency[PolicyStore], name: FromPath[str]) -> Response[Any]:
+    return await _one(store, "providers", name)
 
 
 @put("/providers/{name:str}")
-async def put_provider(request: Req) -> Response[Any]:
-    name, data, write = _name(request), await _object(request), _write(request)
-    config = convert(data, ProviderConfig, "config", f"providers.{name}")
-    _gateway(request).check_provider(name, config)
-    result = await _store(request).put_provider(name, config, **msgspec.structs.asdict(write))
-    return await _written(request, result, write, ("providers", name))
+async def put_provider(
+    reloader: NamedDependency[Reloader],
+    gateway: NamedDependency[Gateway],
+    name: FromPath[str],
+    payload: NamedDependency[Body],
+    write: NamedDependency[Write],
+) -> Response[Any]:
+    config = convert(payload, ProviderConfig, "config", f"providers.{name}")
+    gateway.check_provider(name, config)
+    result = await reloader.store.put_provider(name, config, **msgspec.structs.asdict(write))
+    return await _written(reloader, result, write, ("providers", name))
 
 
 @delete("/providers/{name:str}", status_code=200)
-async def delete_provider(request: Req) -> Response[Any]:
-    name, write = _name(request), _write(request)
-    result = await _store(request).delete_provider(name, **msgspec.structs.asdict(write))
-    return await _written(request, result, write)
+async def delete_provider(
+    reloader: NamedDependency[Reloader], name: FromPath[str], write: NamedDependency[Write]
+) -> Response[Any]:
+    result = await reloader.store.delete_provider(name, **msgspec.structs.asdict(write))
+    return await _written(reloader, result, write)
 
 
 @get("/revisions")
-async def list_revisions(request: Req) -> dict[str, Any]:
-    limit = _number(request.query_params.get("limit"), "limit", 1, 1000)
-    return {"revisions": await _store(request).revisions(50 if limit is None else limit)}
+async def list_revisions(
+    store: NamedDependency[PolicyStore], limit: FromQuery[str | None] = None
+) -> dict[str, Any]:
+    count = _number(limit, "limit", 1, 1000)
+    return {"revisions": await store.revisions(50 if count is None else count)}
 
 
 @get("/revisions/{revision:int}")
-async def get_revision(request: Req) -> dict[str, Any]:
-    revision: int = request.path_params["revision"]
-    return {"id": revision, "config": snapshot(await _store(request).config_at(revision))}
+async def get_revision(
+    store: NamedDependency[PolicyStore], revision: FromPath[int]
+) -> dict[str, Any]:
+    return {"id": revision, "config": snapshot(await store.config_at(revision))}
 
 
 @post("/revisions/{revision:int}/rollback", status_code=200)
-async def rollback(request: Req) -> Response[Any]:
-    revision: int = request.path_params["revision"]
-    store, write = _store(request), _write(request)
+async def rollback(
+    reloader: NamedDependency[Reloader], revision: FromPath[int], write: NamedDependency[Write]
+) -> Response[Any]:
+    store = reloader.store
     if write.dry_run:  # what the rollback would change: an apply of that revision's config
         result = await store.apply(
             await store.config_at(revision),
@@ -246,15 +229,15 @@ async def rollback(request: Req) -> Response[Any]:
         result = await store.rollback(
             revision, actor=write.actor, expected_revision=write.expected_revision
         )
-    return await _written(request, result, write)
+    return await _written(reloader, result, write)
 
 
 @post("/reload", status_code=200)
-async def reload(request: Req) -> dict[str, int]:
-    return {"revision": await _reloader(request).reload()}
+async def reload(reloader: NamedDependency[Reloader]) -> dict[str, int]:
+    return {"revision": await reloader.reload()}
 
 
-def _invalid_policy(request: Req, exc: ConfigError) -> Response[Any]:
+def invalid_policy(request: Req, exc: ConfigError) -> Response[Any]:
     """422 naming the key path: ``where`` is ``config: routes.chat.max_retries``."""
     _, sep, path = exc.where.partition(": ")
     error = {
@@ -266,7 +249,7 @@ def _invalid_policy(request: Req, exc: ConfigError) -> Response[Any]:
     return Response({"error": error}, status_code=422)
 
 
-def _database_error(request: Req, exc: Exception) -> Response[Any]:
+def database_error(request: Req, exc: Exception) -> Response[Any]:
     log.warning("admin API: the policy store failed: %s: %s", type(exc).__name__, exc)
     error = {
         "message": f"The policy store is unavailable: {type(exc).__name__}; see the server log.",
@@ -277,31 +260,21 @@ def _database_error(request: Req, exc: Exception) -> Response[Any]:
     return Response({"error": error}, status_code=503)
 
 
-def admin_router() -> Router:
-    """The admin API, mounted at `ADMIN_PATH`."""
-    from server.admin_keys import KEY_HANDLERS
-
-    return Router(
-        ADMIN_PATH,
-        route_handlers=[
-            list_routes,
-            get_route,
-            put_route,
-            delete_route,
-            list_providers,
-            get_provider,
-            put_provider,
-            delete_provider,
-            list_revisions,
-            get_revision,
-            rollback,
-            reload,
-            *KEY_HANDLERS,
-        ],
-        guards=[admin_guard],
-        exception_handlers={
-            ConfigError: _invalid_policy,
-            SQLAlchemyError: _database_error,
-            OSError: _database_error,
-        },
-    )
+POLICY_HANDLERS = [
+    list_routes,
+    get_route,
+    put_route,
+    delete_route,
+    list_providers,
+    get_provider,
+    put_provider,
+    delete_provider,
+    list_revisions,
+    get_revision,
+    rollback,
+    reload,
+]
+POLICY_DEPENDENCIES = {
+    "write": Provide(_write, sync_to_thread=False),
+    "payload": Provide(_object),
+}

@@ -1,0 +1,1 @@
+"""The HTTP doors: one request flow (`_serve`) under each wire format."""

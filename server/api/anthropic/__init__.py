@@ -1,0 +1,1 @@
+"""Anthropic Messages: routes, request parsing and translation, wire encoding."""

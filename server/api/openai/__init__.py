@@ -1,0 +1,1 @@
+"""OpenAI chat completions: routes, request parsing, wire encoding."""

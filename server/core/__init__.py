@@ -1,0 +1,2 @@
+"""Serving without HTTP (imports no litestar): the gateway, admission, keys,
+budgets, hot reload and the retry guard."""

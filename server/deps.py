@@ -1,0 +1,80 @@
+"""What handlers declare by name and litestar provides: the objects the app owns.
+
+A handler takes ``gateway: Gateway`` (or ``reloader``, ``store``, ``metrics``...) as a
+typed parameter instead of reading ``app.state``; `create_app` puts each object in the
+state once, and nothing adds to it while serving. ``reloader`` and ``store`` exist only
+when the gateway serves from a database: a handler that needs one answers
+`NoPolicyStore` (503) otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from server.core.admission import Admission
+from server.core.gateway import Gateway
+from server.core.reload import Reloader
+from server.core.retry_guard import RetryGuard
+from server.errors import NoPolicyStore
+from server.observe import Metrics
+from server.observe.health import TargetHealth
+from server.store import PolicyStore
+from server.store.keys import KeyStore
+
+__all__ = ["DEPENDENCIES"]
+
+
+def gateway(state: State) -> Gateway:
+    return cast(Gateway, state.gateway)
+
+
+def admission(state: State) -> Admission:
+    return cast(Admission, state.admission)
+
+
+def retry_guard(state: State) -> RetryGuard:
+    return cast(RetryGuard, state.retry_guard)
+
+
+def metrics(state: State) -> Metrics:
+    return cast(Metrics, state.metrics)
+
+
+def health(state: State) -> TargetHealth:
+    return cast(TargetHealth, state.health)
+
+
+def reloader(state: State) -> Reloader:
+    loaded = cast(Reloader | None, state.reloader)
+    if loaded is None:
+        raise NoPolicyStore(
+            "This gateway serves its configuration file and has no policy store to edit; "
+            "`llmgate serve` serves from the database."
+        )
+    return loaded
+
+
+def store(state: State) -> PolicyStore:
+    return reloader(state).store
+
+
+def keys(state: State) -> KeyStore:
+    return reloader(state).keys
+
+
+DEPENDENCIES = {
+    name: Provide(provider, sync_to_thread=False)
+    for name, provider in {
+        "gateway": gateway,
+        "admission": admission,
+        "retry_guard": retry_guard,
+        "metrics": metrics,
+        "health": health,
+        "reloader": reloader,
+        "store": store,
+        "keys": keys,
+    }.items()
+}
