@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -32,16 +32,12 @@ from litestar.response import Stream
 from router.collect import Answer, fold
 from router.errors import LLMGateError, ProviderError
 from router.events import (
-    Done,
     Event,
     Failed,
-    ReasoningDelta,
-    RefusalDelta,
     RequestRecord,
-    TextDelta,
-    ToolCallDelta,
 )
 from router.provider import ProviderRequest
+from server.api._stream import SSE_HEADERS, hold_back, relay
 from server.core.admission import Admission
 from server.core.gateway import Gateway
 from server.core.retry_guard import REPLAYED, Remembered, RetryGuard
@@ -54,19 +50,12 @@ __all__ = [
     "answered_model",
     "describe_failure",
     "final_headers",
-    "hold_back",
     "id_headers",
     "record_summary",
-    "relay",
 ]
 
 log = logging.getLogger("llmgate")
 _encode = msgspec.json.Encoder().encode
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-# What ends the hold-back: anything the client is shown, or the outcome. Reasoning
-# counts: a reasoning model can think for minutes, and a client shown nothing that long
-# may give up on the request.
-_CONTENT = (TextDelta, ToolCallDelta, ReasoningDelta, RefusalDelta, Done, Failed)
 ACCEPT_RESET = "x-llmgate-accept-reset"
 
 
@@ -186,7 +175,7 @@ class Door(Generic[C]):
         return Stream(
             relay(wire.encoder(call, request_id), held, events, wire.stream_error),
             media_type="text/event-stream",
-            headers={**_SSE_HEADERS, **headers},
+            headers={**SSE_HEADERS, **headers},
         )
 
     def _failure(
@@ -249,47 +238,6 @@ def record_summary(record: RequestRecord) -> str:
         parts.append(f"{a.target}:{a.outcome}" + (f":{a.error_type}" if a.error_type else ""))
     # Targets may name client-chosen models; a header must stay ASCII.
     return ",".join(parts).encode("ascii", "backslashreplace").decode()
-
-
-async def hold_back(
-    events: AsyncIterator[list[Event]],
-) -> tuple[list[list[Event]], Failed | None]:
-    """Pull batches until the first content or the outcome.
-
-    Until the first content a failure is invisible, so a request that fails on every
-    target can still answer with a real HTTP error: the `Failed` event is returned then.
-    """
-    held: list[list[Event]] = []
-    async for batch in events:
-        held.append(batch)
-        if any(type(e) in _CONTENT for e in batch):
-            break
-    last = held[-1][-1] if held and held[-1] else None
-    if isinstance(last, Failed) and not last.partial:
-        return held, last
-    return held, None
-
-
-async def relay(
-    encode: Callable[[list[Event]], bytes],
-    held: list[list[Event]],
-    events: AsyncIterator[list[Event]],
-    on_error: Callable[[], bytes],
-) -> AsyncIterator[bytes]:
-    """The response body: one write per batch. An unexpected error after the status
-    line was sent ends the stream in-band (``on_error``), never as a success."""
-    try:
-        for batch in held:
-            data = encode(batch)
-            if data:
-                yield data
-        async for batch in events:
-            data = encode(batch)
-            if data:
-                yield data
-    except Exception as exc:
-        log.exception("unhandled error while streaming a response", exc_info=exc)
-        yield on_error()
 
 
 def _json(body: Any, status: int, headers: dict[str, str]) -> Response[bytes]:

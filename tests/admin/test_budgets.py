@@ -97,18 +97,17 @@ DOWNGRADING = {
 }
 
 
-async def test_a_spent_route_downgrades_to_its_cheaper_route(serve: Serve) -> None:
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [("/v1/chat/completions", {}), ("/v1/messages", {"max_tokens": 64})],
+    ids=["openai", "anthropic"],
+)
+async def test_a_spent_route_downgrades_to_its_cheaper_route_and_says_so_on_every_door(
+    serve: Serve, path: str, extra: dict[str, Any]
+) -> None:
     gateway = await serve(config=config(**DOWNGRADING))
-    first, second = await _post(gateway), await _post(gateway)
-    assert _target(first) == "old/a" and "x-llmgate-downgraded-to" not in first.headers
-    assert second.status_code == 200 and _target(second) == "cheap/a"
-    assert second.headers["x-llmgate-downgraded-to"] == "budget"
-
-
-async def test_the_messages_endpoint_says_it_was_downgraded_too(serve: Serve) -> None:
-    gateway = await serve(config=config(**DOWNGRADING))
-    body = {"model": "chat", "max_tokens": 64, "messages": MESSAGES}
-    first, second = [await gateway.http.post("/v1/messages", json=body) for _ in range(2)]
+    body = {"model": "chat", "messages": MESSAGES, **extra}
+    first, second = [await gateway.http.post(path, json=body) for _ in range(2)]
     assert _target(first) == "old/a" and "x-llmgate-downgraded-to" not in first.headers
     assert second.status_code == 200 and _target(second) == "cheap/a"
     assert second.headers["x-llmgate-downgraded-to"] == "budget"
