@@ -10,19 +10,17 @@ fixture is another process's view of the same database.
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from providers import decode_config
 from server.app import create_app
 from server.store import PolicyStore
+from tests.harness import ServedApp
 from tests.store.conftest import database_url, engine, store
 
 __all__ = ["database_url", "engine", "store"]  # tests/store's fixtures, used as they are
@@ -89,36 +87,19 @@ class Clients:
 
 
 class ServedGateway(Clients):
-    """One gateway process, as far as the database is concerned: the app under uvicorn
-    in a thread, on a socket bound before the thread starts."""
+    """One gateway process, as far as the database is concerned (`tests.harness`)."""
 
     def __init__(self, config: dict[str, Any], env: dict[str, str], url: str | None) -> None:
-        app = create_app(decode_config(config, "test-config"), env=env, database_url=url)
-        self.app = app
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(128)
-        super().__init__(f"http://127.0.0.1:{self._sock.getsockname()[1]}")
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
-        )
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-        self._thread.start()
+        self.app = create_app(decode_config(config, "test-config"), env=env, database_url=url)
+        self._served = ServedApp(self.app)
+        super().__init__(self._served.url)
 
     async def ready(self) -> None:
-        deadline = time.monotonic() + 15
-        while not self._server.started:  # the lifespan runs before uvicorn says so
-            assert self._thread.is_alive(), "the gateway failed to start; see its log"
-            assert time.monotonic() < deadline, "the gateway did not start"
-            await asyncio.sleep(0.01)
+        await self._served.started()
 
     async def aclose(self) -> None:
         await super().aclose()
-        self._server.should_exit = True
-        await asyncio.to_thread(self._thread.join, 15)
-        self._sock.close()
+        await self._served.astop()
 
 
 Serve = Callable[..., Awaitable[ServedGateway]]

@@ -4,15 +4,13 @@ of truth once seeded."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.store import PolicyStore
 from tests.admin.conftest import CONFIG, Serve
+from tests.eventually import eventually_async
 
 ROUTE = {"targets": ["new/b"]}
 LISTENER = (
@@ -77,17 +75,14 @@ async def test_serving_goes_on_when_the_database_drops_every_connection(
 
 async def _listener(engine: AsyncEngine, other_than: int | None = None) -> int:
     """The backend of the gateway's LISTEN connection, once there is one."""
-    deadline = time.monotonic() + 5
-    while True:
+
+    async def listening() -> list[int]:
         async with engine.connect() as conn:
-            pids = [
-                pid for pid in (await conn.execute(text(LISTENER))).scalars() if pid != other_than
-            ]
-        if pids:
-            [pid] = pids
-            return int(pid)
-        assert time.monotonic() < deadline, "no LISTEN connection"
-        await asyncio.sleep(0.02)
+            rows = (await conn.execute(text(LISTENER))).scalars()
+            return [int(pid) for pid in rows if pid != other_than]
+
+    [pid] = await eventually_async(listening, "the gateway's LISTEN connection", within_s=5)
+    return pid
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

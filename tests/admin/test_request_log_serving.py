@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from server.store import PolicyStore
 from server.store.models import RequestLog
 from tests.admin.conftest import CONFIG, MESSAGES, Serve, ServedGateway
+from tests.eventually import eventually_async
 
 
 async def _rows(store: PolicyStore) -> list[Any]:
@@ -34,15 +33,6 @@ async def _metric(gateway: ServedGateway, name: str) -> float:
             if sample.name in (name, f"{name}_total"):
                 return sample.value
     raise AssertionError(f"{name} not exported")
-
-
-async def _until(check: Any, what: str, deadline_s: float = 10.0) -> Any:
-    """Poll ``check()`` (async) until it returns something truthy."""
-    deadline = time.monotonic() + deadline_s
-    while not (result := await check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-    return result
 
 
 async def test_a_failing_request_log_write_does_not_fail_the_request(
@@ -63,7 +53,7 @@ async def test_a_failing_request_log_write_does_not_fail_the_request(
     async def failed_writes() -> bool:
         return await _metric(gateway, "llmgate_request_log_write_errors") > 0
 
-    await _until(failed_writes, "the writer to hit the missing table")
+    await eventually_async(failed_writes, "the writer to hit the missing table")
     assert await _metric(gateway, "llmgate_request_log_dropped") == 0
 
     async with store.engine.begin() as conn:  # the database is back
@@ -73,7 +63,7 @@ async def test_a_failing_request_log_write_does_not_fail_the_request(
         rows = await _rows(store)
         return rows if len(rows) == 4 else []
 
-    rows = await _until(written, "the queued rows to be written")
+    rows = await eventually_async(written, "the queued rows to be written")
     assert {r.status for r in rows} == {"ok"}
 
 
@@ -118,7 +108,7 @@ async def test_a_client_that_disconnects_mid_stream_is_logged_as_such(
     async def logged() -> list[Any]:
         return [r for r in await _rows(store) if r.id == request_id]
 
-    (row,) = await _until(logged, "the disconnected request's row")
+    (row,) = await eventually_async(logged, "the disconnected request's row")
     assert row.status == "partial"
     assert row.error.startswith("ClientDisconnected")
     assert row.record["attempts"][0]["outcome"] == "failed"

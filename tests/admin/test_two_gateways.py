@@ -15,10 +15,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from server.store import DATABASE_URL_ENV
 from tests.admin.conftest import ADMIN_KEY, CLIENT_KEY, MESSAGES, Clients
+from tests.eventually import eventually_async
 from tests.fakes.openai_upstream import FakeUpstream, Stream
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
@@ -61,16 +63,14 @@ class GatewayProcess(Clients):
             )
 
     async def ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:  # a separate process: poll its health endpoint, bounded
-            try:
-                if (await self.http.get("/healthz")).status_code == 200:
-                    return
-            except Exception:  # not listening yet
-                pass
+        async def healthy() -> bool:
             assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "the gateway did not start"
-            await asyncio.sleep(0.05)
+            try:
+                return (await self.http.get("/healthz")).status_code == 200
+            except httpx.TransportError:  # not listening yet
+                return False
+
+        await eventually_async(healthy, "the gateway process to serve", within_s=30)
 
     async def aclose(self) -> None:
         await super().aclose()

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import anthropic
 import openai
 import pytest
-import uvicorn
 
 from providers import decode_config
 from server.app import create_app
 from tests.fakes.anthropic_upstream import AnthropicUpstream
 from tests.fakes.openai_upstream import FakeUpstream
+from tests.harness import ServedApp
 
 # Short timeouts and backoffs so failure tests finish in milliseconds.
 FAST_POLICY: dict[str, Any] = {
@@ -34,25 +32,15 @@ Client = Callable[..., anthropic.Anthropic]
 
 
 class RunningGateway:
-    """The app served by uvicorn on a socket bound before the thread starts, so the
-    port is known and early connections simply wait in the listen backlog."""
+    """A gateway app served on loopback (`tests.harness.ServedApp`), with SDK clients
+    for it that are closed when it stops."""
 
     def __init__(self, config: dict[str, Any], env: dict[str, str]) -> None:
-        app = create_app(decode_config(config, "test-config"), env=env)
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(128)
-        self.port = self._sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.app = app
+        self.app = create_app(decode_config(config, "test-config"), env=env)
+        self._served = ServedApp(self.app)
+        self.port = self._served.port
+        self.base_url = f"{self._served.url}/v1"
         self._clients: list[openai.OpenAI | anthropic.Anthropic] = []
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
-        )
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-        self._thread.start()
 
     def client(self, **kwargs: Any) -> openai.OpenAI:
         """The openai SDK, without its own retries unless ``max_retries`` says otherwise."""
@@ -74,9 +62,7 @@ class RunningGateway:
     def stop(self) -> None:
         for sdk in self._clients:
             sdk.close()
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._sock.close()
+        self._served.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from litestar.testing import TestClient
 
 from server.app import app_from_env
 from server.store import DATABASE_URL_ENV
+from tests.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.toml"
@@ -137,16 +137,15 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:  # readiness of a separate process: poll its health endpoint, bounded
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
+
+    def healthy() -> bool:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, "gateway did not become ready"
-        time.sleep(0.05)
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:  # not listening yet
+            return False
+
+    eventually(healthy, "the gateway process to serve", within_s=30)
     yield base, proc
     proc.terminate()
     proc.wait(15)
