@@ -81,48 +81,53 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     def validate(self, where: str = "") -> GatewayConfig:
         """Cross-field checks the types cannot express."""
-        prefix = f"{where}: " if where else ""
         for name, route in self.routes.items():
             if "/" in name:
                 raise ConfigError(
-                    "a route name must not contain '/'", where=f"{prefix}routes.{name}"
+                    "a route name must not contain '/'", source=where, path=f"routes.{name}"
                 )
             if not route.targets:
                 raise ConfigError(
                     "expected at least one target of the form provider/model",
-                    where=f"{prefix}routes.{name}.targets",
+                    source=where,
+                    path=f"routes.{name}.targets",
                 )
             if route.budget is not None:
-                self._check_budget(route.budget, f"{prefix}routes.{name}.budget", name)
+                self._check_budget(route.budget, where, f"routes.{name}.budget", name)
             for i, target in enumerate(route.targets):
                 provider = target.partition("/")[0]
                 if provider not in self.providers:
                     raise ConfigError(
                         f"unknown provider {provider!r} in {target!r}; expected one of "
                         f"{', '.join(sorted(self.providers)) or '(no providers configured)'}",
-                        where=f"{prefix}routes.{name}.targets[{i}]",
+                        source=where,
+                        path=f"routes.{name}.targets[{i}]",
                     )
         return self
 
-    def _check_budget(self, budget: Budget, where: str, route: str) -> None:
+    def _check_budget(self, budget: Budget, source: str, path: str, route: str) -> None:
         try:
             ZoneInfo(budget.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(
                 f"unknown time zone {budget.timezone!r} (an IANA name such as 'Europe/Paris')",
-                where=f"{where}.timezone",
+                source=source,
+                path=f"{path}.timezone",
             ) from None
         seen = [route]
         target = budget.downgrade_to
         while target is not None:  # a chain of cheaper routes, never back to one seen
             if target not in self.routes:
                 raise ConfigError(
-                    f"downgrade_to names no route: {target!r}", where=f"{where}.downgrade_to"
+                    f"downgrade_to names no route: {target!r}",
+                    source=source,
+                    path=f"{path}.downgrade_to",
                 )
             if target in seen:
                 raise ConfigError(
                     f"downgrade_to loops: {' -> '.join([*seen, target])}",
-                    where=f"{where}.downgrade_to",
+                    source=source,
+                    path=f"{path}.downgrade_to",
                 )
             seen.append(target)
             nxt = self.routes[target].budget
@@ -144,16 +149,25 @@ def _expected(cls: Any, field: str) -> str:
     return ""
 
 
+def split_validation_error(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """msgspec's message and the key path it names, apart: ``("Expected `int`, got
+    `str`", ".routes.chat.max_retries")`` (the path is empty for the value itself).
+    msgspec says where only in its text; this is the one place that reads it."""
+    detail, _, at = str(exc).rpartition(" - at `$")
+    if not detail:
+        return str(exc), ""
+    return detail, at.rstrip("`")
+
+
 def convert(value: Any, cls: Any, where: str, key: str) -> Any:
     """Validate ``value`` as ``cls``; a `ConfigError` names ``where`` and the key path."""
     try:
         return msgspec.convert(value, cls)
     except msgspec.ValidationError as exc:
-        detail, _, at = str(exc).rpartition(" - at `$")
-        path = key + at.rstrip("`") if detail else key
-        detail = detail or str(exc)
+        detail, at = split_validation_error(exc)
+        path = key + at
         hint = _expected(cls, path.rpartition(".")[2]) if "Invalid" in detail else ""
-        raise ConfigError(f"{detail}{hint}", where=f"{where}: {path}") from None
+        raise ConfigError(f"{detail}{hint}", source=where, path=path) from None
 
 
 def decode_config(data: Any, where: str = "config") -> GatewayConfig:
@@ -163,18 +177,19 @@ def decode_config(data: Any, where: str = "config") -> GatewayConfig:
     (``routes.chat.max_retries``), which msgspec alone elides for dict keys.
     """
     if not isinstance(data, dict):
-        raise ConfigError("expected a table of sections", where=where)
+        raise ConfigError("expected a table of sections", source=where)
     for key in data:
         if key not in _SECTIONS:
             raise ConfigError(
                 f"unknown section {key!r}; expected one of {', '.join(_SECTIONS)}",
-                where=f"{where}: {key}",
+                source=where,
+                path=key,
             )
     tables: dict[str, dict[str, Any]] = {}
     for section in ("providers", "routes"):
         table = data.get(section, {})
         if not isinstance(table, dict):
-            raise ConfigError("expected a table", where=f"{where}: {section}")
+            raise ConfigError("expected a table", source=where, path=section)
         tables[section] = table
     config = GatewayConfig(
         server=convert(data.get("server", {}), ServerSettings, where, "server"),
@@ -200,5 +215,5 @@ def load_config(path: str | Path) -> GatewayConfig:
     try:
         data = msgspec.toml.decode(raw)
     except msgspec.DecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
+        raise ConfigError(f"not valid TOML: {exc}", source=str(path)) from None
     return decode_config(data, str(path))

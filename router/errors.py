@@ -74,11 +74,25 @@ class LLMGateError(Exception):
 
 
 class ConfigError(LLMGateError):
-    """A configuration file or policy is invalid. ``where`` names the file and key path."""
+    """A configuration file or policy is invalid. ``source`` names what was read (a file,
+    ``config`` for a write, ``key`` for an API key's fields, a revision), ``path`` the key
+    in it (``routes.chat.max_retries``) and ``detail`` what is wrong there."""
 
-    def __init__(self, message: str, *, where: str = "") -> None:
+    status = 422
+    type = "invalid_request_error"
+    code = "invalid_config"
+
+    def __init__(self, message: str, *, source: str = "", path: str = "") -> None:
+        self.source = source
+        self.path = path
+        self.detail = message
+        where = self.where
         super().__init__(f"{where}: {message}" if where else message)
-        self.where = where
+
+    @property
+    def where(self) -> str:
+        """``source: path``, as a message names the place."""
+        return ": ".join(part for part in (self.source, self.path) if part)
 
 
 class RequestError(LLMGateError):

@@ -56,14 +56,14 @@ class RoutingTable:
         self.routes: dict[str, ResolvedRoute] = {}
         for name, policy in routes.items():
             if not policy.targets:
-                raise ConfigError("expected at least one target", where=f"routes.{name}.targets")
+                raise ConfigError("expected at least one target", path=f"routes.{name}.targets")
             targets = tuple(parse_target(t) for t in policy.targets)
             for i, target in enumerate(targets):
                 if target.provider not in self.providers:
                     raise ConfigError(
                         f"unknown provider {target.provider!r}; expected one of "
                         f"{sorted(self.providers)}",
-                        where=f"routes.{name}.targets[{i}]",
+                        path=f"routes.{name}.targets[{i}]",
                     )
             self.routes[name] = ResolvedRoute(name, policy, targets)
 

@@ -238,13 +238,12 @@ async def reload(reloader: NamedDependency[Reloader]) -> dict[str, int]:
 
 
 def invalid_policy(request: Req, exc: ConfigError) -> Response[Any]:
-    """422 naming the key path: ``where`` is ``config: routes.chat.max_retries``."""
-    _, sep, path = exc.where.partition(": ")
+    """422 naming the key path (``routes.chat.max_retries``) as the ``param``."""
     error = {
         "message": str(exc).removeprefix("config: "),
-        "type": "invalid_request_error",
-        "param": path if sep else None,
-        "code": "invalid_config",
+        "type": exc.type,
+        "param": exc.path or None,
+        "code": exc.code,
     }
     return Response({"error": error}, status_code=422)
 

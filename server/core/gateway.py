@@ -80,7 +80,7 @@ class Gateway:
         except ConfigError:
             raise
         except Exception as exc:  # e.g. a base_url httpx cannot parse
-            raise ConfigError(f"cannot be served: {exc}", where=f"revision {revision}") from exc
+            raise ConfigError(f"cannot be served: {exc}", source=f"revision {revision}") from exc
         self.table = table
         self.prices = _price_book(config)
 
@@ -92,12 +92,13 @@ class Gateway:
         if key_env is not None and key_env in self.env and key_env not in self.provider_env:
             raise ConfigError(
                 f"{key_env} holds a secret of llmgate itself, which no provider may use",
-                where=f"config: providers.{name}.api_key_env",
+                source="config",
+                path=f"providers.{name}.api_key_env",
             )
         try:
             build_provider(name, config, self._client, self.provider_env)
         except Exception as exc:
-            raise ConfigError(str(exc), where=f"config: providers.{name}") from exc
+            raise ConfigError(str(exc), source="config", path=f"providers.{name}") from exc
 
     def observe(self, observer: Observer) -> None:
         """Show every event batch of every request to ``observer`` from now on."""

@@ -19,7 +19,7 @@ from litestar.response import Redirect, Template
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import SQLAlchemyError
 
-from providers.config import GatewayConfig
+from providers.config import GatewayConfig, split_validation_error
 from router.errors import ConfigError
 from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader, store
 from server.errors import ConflictError
@@ -65,19 +65,15 @@ def validation_message(exc: msgspec.ValidationError, value: object = None) -> tu
     """``(message, key path after $)`` of a msgspec error, e.g. ``("Expected `int` <= 10",
     ".max_retries")``. A form's values are strings, so "got `str`" says little: it names
     the value typed instead."""
-    detail, _, at = str(exc).rpartition(" - at `$")
-    if not detail:
-        detail, at = str(exc), ""
+    detail, at = split_validation_error(exc)
     if isinstance(value, str) and detail.endswith(", got `str`"):
         detail = detail.removesuffix("`str`") + repr(value)
-    return detail, at.rstrip("`")
+    return detail, at
 
 
 def config_message(exc: ConfigError) -> str:
     """A `ConfigError`'s message without its ``where`` prefix (shown next to the field)."""
-    text = str(exc)
-    prefix = f"{exc.where}: "
-    return text.removeprefix(prefix) if exc.where else text
+    return exc.detail
 
 
 def field_of(path: str, rows: Collection[str] = ()) -> str:
@@ -95,7 +91,7 @@ def error_field(exc: ConfigError, table: str, rows: Collection[str] = ()) -> str
     """The field of ``table`` (``routes.chat``) the key path of a store's `ConfigError`
     names (``where`` is ``config: routes.chat.targets[1]``): ``name`` for the table
     itself, None for a path outside it (shown above the form)."""
-    path = exc.where.partition(": ")[2]
+    path = exc.path
     if path == table:
         return "name"
     if path.startswith(table) and path[len(table) : len(table) + 1] in (".", "["):

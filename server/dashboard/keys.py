@@ -75,7 +75,7 @@ class KeyForm:
     def store_error(self, exc: ConfigError) -> None:
         """A store's `ConfigError` next to its field (``where`` is ``key: name`` or
         ``key: routes``), or above the form."""
-        where = exc.where.partition(": ")[2]
+        where = exc.path
         if where in ("name", "routes"):
             self.errors.setdefault(where, config_message(exc))
         else:

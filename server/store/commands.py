@@ -171,7 +171,7 @@ async def keys(
                     try:
                         limits = msgspec.convert(budget, Budget)
                     except msgspec.ValidationError as exc:
-                        raise ConfigError(str(exc), where="key: budget") from None
+                        raise ConfigError(str(exc), source="key", path="budget") from None
                 created = await key_store.create(name, wanted, limits)
                 print(_key_line(created.key))
                 print("the secret, shown only now:", file=sys.stderr)

@@ -44,7 +44,7 @@ def _prune(value: dict[str, Any], default: dict[str, Any], where: str) -> dict[s
             continue
         if item is None:  # TOML has no null: only a default can be "unset"
             raise ConfigError(
-                "cannot be written as TOML: unset, but not by default", where=f"{where}.{key}"
+                "cannot be written as TOML: unset, but not by default", path=f"{where}.{key}"
             )
         is_table = isinstance(item, dict) and isinstance(base, dict)
         out[key] = _prune(item, base, f"{where}.{key}") if is_table and base else item

@@ -144,7 +144,7 @@ class KeyStore:
         wanted = tuple(dict.fromkeys(r.strip() for r in routes if r.strip()))
         if not wanted:
             raise ConfigError(
-                "name at least one route, or none for every route", where="key: routes"
+                "name at least one route, or none for every route", source="key", path="routes"
             )
         async with self.engine.connect() as conn:
             known = set((await conn.execute(select(RouteRow.name))).scalars())
@@ -153,7 +153,8 @@ class KeyStore:
             raise ConfigError(
                 f"no route named {', '.join(map(repr, unknown))} "
                 f"(routes: {', '.join(sorted(known)) or 'none'})",
-                where="key: routes",
+                source="key",
+                path="routes",
             )
         return wanted
 
@@ -215,7 +216,7 @@ def _check_name(name: str) -> str:
     name = name.strip()
     if not 1 <= len(name) <= NAME_LENGTH or not name.isprintable():
         raise ConfigError(
-            f"a key name is 1 to {NAME_LENGTH} printable characters", where="key: name"
+            f"a key name is 1 to {NAME_LENGTH} printable characters", source="key", path="name"
         )
     return name
 
@@ -225,15 +226,17 @@ def _check_budget(budget: Budget | None) -> None:
         return
     if budget.downgrade_to is not None:
         raise ConfigError(
-            "a key's budget cannot downgrade; a route's can", where="key: budget.downgrade_to"
+            "a key's budget cannot downgrade; a route's can",
+            source="key",
+            path="budget.downgrade_to",
         )
     if not budget.limits():
-        raise ConfigError("a budget needs at least one limit", where="key: budget")
+        raise ConfigError("a budget needs at least one limit", source="key", path="budget")
     try:
         ZoneInfo(budget.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
-            f"unknown time zone {budget.timezone!r}", where="key: budget.timezone"
+            f"unknown time zone {budget.timezone!r}", source="key", path="budget.timezone"
         ) from None
 
 

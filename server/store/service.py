@@ -321,7 +321,8 @@ def _unused(snap: Snapshot, provider: str) -> Snapshot:
                 raise ConfigError(
                     f"provider {provider!r} is still used by route {route!r} ({target!r}); "
                     f"change or delete the route first",
-                    where=f"config: routes.{route}.targets[{i}]",
+                    source="config",
+                    path=f"routes.{route}.targets[{i}]",
                 )
     return snap
 
@@ -332,7 +333,8 @@ def _check_names(config: GatewayConfig, where: str) -> GatewayConfig:
             if not 1 <= len(name) <= NAME_LENGTH:
                 raise ConfigError(
                     f"a name must be 1 to {NAME_LENGTH} characters long",
-                    where=f"{where}: {section}.{name[:40]}",
+                    source=where,
+                    path=f"{section}.{name[:40]}",
                 )
     return config
 

@@ -52,13 +52,13 @@ def test_unknown_model_raises_no_such_model(model: str) -> None:
 def test_unknown_provider_in_a_route_is_a_config_error_naming_the_target() -> None:
     with pytest.raises(ConfigError) as info:
         RoutingTable(PROVIDERS, {"smart": RoutePolicy(targets=["a/m", "zz/m"])})
-    assert info.value.where == "routes.smart.targets[1]"
+    assert info.value.path == "routes.smart.targets[1]"
 
 
 def test_route_without_targets_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         RoutingTable(PROVIDERS, {"empty": RoutePolicy()})
-    assert info.value.where == "routes.empty.targets"
+    assert info.value.path == "routes.empty.targets"
 
 
 def test_model_ids_lists_routes_then_each_distinct_target() -> None:

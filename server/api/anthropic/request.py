@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 from msgspec import Meta
 
+from providers.config import split_validation_error
 from router.errors import RequestError
 
 __all__ = [
@@ -140,7 +141,6 @@ class MessagesRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
 
 
 _decode = msgspec.json.Decoder(MessagesRequest).decode
-_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _FIELD = re.compile(r"field `(?P<field>[^`]+)`")
 
 
@@ -149,7 +149,7 @@ def decode_messages_request(body: bytes) -> MessagesRequest:
     try:
         req = _decode(body)
     except msgspec.ValidationError as exc:
-        raise _invalid(str(exc)) from None
+        raise _invalid(exc) from None
     except msgspec.DecodeError as exc:
         raise RequestError(f"The request body is not valid JSON: {exc}") from None
     except RecursionError:  # the decoder's own limit, hit by a body nested absurdly deep
@@ -173,10 +173,10 @@ class ThreadUnsupported(RequestError):
     }
 
 
-def _invalid(error: str) -> RequestError:
+def _invalid(error: msgspec.ValidationError) -> RequestError:
     """msgspec's message, with the offending field's path first (``messages[0].role: ...``)."""
-    match = _AT.match(error)
-    what, path = (match["what"], (match["path"] or "").lstrip(".")) if match else (error, "")
+    what, path = split_validation_error(error)
+    path = path.lstrip(".")
     field = _FIELD.search(what)
     if field:
         path = f"{path}.{field['field']}" if path else field["field"]
