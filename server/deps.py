@@ -18,6 +18,7 @@ from server.core.admission import Admission
 from server.core.gateway import Gateway
 from server.core.reload import Reloader
 from server.core.retry_guard import RetryGuard
+from server.dashboard.auth import DashboardAuth
 from server.errors import NoPolicyStore
 from server.observe import Metrics
 from server.observe.health import TargetHealth
@@ -47,6 +48,15 @@ def health(state: State) -> TargetHealth:
     return cast(TargetHealth, state.health)
 
 
+def dashboard_auth(state: State) -> DashboardAuth:
+    return cast(DashboardAuth, state.dashboard_auth)
+
+
+def assets_ok(state: State) -> bool:
+    """Whether the dashboard's npm packages are installed (``make install``)."""
+    return bool(state.dashboard_assets_ok)
+
+
 def reloader(state: State) -> Reloader:
     loaded = cast(Reloader | None, state.reloader)
     if loaded is None:
@@ -73,6 +83,8 @@ DEPENDENCIES = {
         "retry_guard": retry_guard,
         "metrics": metrics,
         "health": health,
+        "dashboard_auth": dashboard_auth,
+        "assets_ok": assets_ok,
         "reloader": reloader,
         "store": store,
         "keys": keys,

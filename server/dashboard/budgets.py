@@ -312,7 +312,7 @@ def _order(keys: Sequence[ApiKey]) -> list[ApiKey]:
 # --- the page --------------------------------------------------------------------------
 
 
-@get("/budgets")
+@get("/budgets", name="budgets")
 async def budgets_page(request: Req) -> Template:
     """The whole page, or the panel alone for htmx (the Refresh button)."""
     gw, r = gateway(request), reloader(request)

@@ -1,63 +1,101 @@
-"""What every dashboard page uses: the gateway, the store, and page rendering."""
+"""What every dashboard handler answers with: a `View` of the request, provided by name.
+
+A handler takes ``view: View`` (and, like any handler of the app, ``gateway: Gateway``,
+``health: TargetHealth``... from `server.deps`) as a typed parameter. The view renders
+whole pages inside the shell (``base.html``: navigation, served revision, banners) or
+the bare fragment when htmx asks, and builds URLs from handler names, so that no
+handler or template spells a dashboard path.
+
+Handler names follow the page: ``routes`` for a page, ``routes.edit`` for an action on
+it; templates link with ``url_for("routes.edit", name=...)``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.response import Template
 
 from server.core.gateway import Gateway
 from server.core.reload import Reloader
 from server.store import PolicyStore
 
-__all__ = ["NAV", "Req", "fragment", "gateway", "page", "reloader", "store"]
+__all__ = [
+    "DEPENDENCIES",
+    "NAV",
+    "Req",
+    "View",
+    "fragment",
+    "gateway",
+    "is_htmx",
+    "page",
+    "reloader",
+    "store",
+    "with_status",
+]
 
 Req = Request[Any, Any, Any]
 
 NAV = (
-    ("overview", "Overview", "/admin"),
-    ("routes", "Routes", "/admin/routes"),
-    ("providers", "Providers", "/admin/providers"),
-    ("keys", "API keys", "/admin/keys"),
-    ("budgets", "Budgets", "/admin/budgets"),
-    ("revisions", "Revisions", "/admin/revisions"),
-    ("requests", "Requests", "/admin/requests"),
-    ("playground", "Playground", "/admin/playground"),
+    ("overview", "Overview"),
+    ("routes", "Routes"),
+    ("providers", "Providers"),
+    ("keys", "API keys"),
+    ("budgets", "Budgets"),
+    ("revisions", "Revisions"),
+    ("requests", "Requests"),
+    ("playground", "Playground"),
 )
+"""``(handler name, label)`` of each page in the navigation; the name is also the
+``active`` key a page passes to `View.page`."""
 
 
-def gateway(request: Req) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
+@dataclass(frozen=True, slots=True)
+class View:
+    """One dashboard request: what it may read and how it answers."""
 
+    request: Req
+    gateway: Gateway
+    reloader: Reloader | None
+    """None when the gateway serves its file: the pages then show it read-only."""
+    assets_ok: bool
+    """Whether htmx is installed (``make install``); the shell says so when it is not."""
 
-def reloader(request: Req) -> Reloader | None:
-    r: Reloader | None = request.app.state.reloader
-    return r
+    @property
+    def store(self) -> PolicyStore | None:
+        return None if self.reloader is None else self.reloader.store
 
+    @property
+    def htmx(self) -> bool:
+        return is_htmx(self.request)
 
-def store(request: Req) -> PolicyStore | None:
-    """The policy store, or None when the gateway serves its file (pages then show the
-    file's configuration read-only)."""
-    r = reloader(request)
-    return None if r is None else r.store
+    def url(self, name: str, /, **path_params: Any) -> str:
+        """The path of the handler named ``name``."""
+        return self.request.app.route_reverse(name, **path_params)
 
+    def page(self, template: str, active: str, **context: Any) -> Template:
+        """A whole page (``template`` extends ``base.html``)."""
+        return Template(
+            template_name=template,
+            context={
+                "nav": NAV,
+                "active": active,
+                "revision": self.gateway.table.revision,
+                "has_store": self.reloader is not None,
+                "assets_ok": self.assets_ok,
+                **context,
+            },
+        )
 
-def page(request: Req, template: str, active: str, **context: Any) -> Template:
-    """A whole page (``template`` extends ``base.html``), or just its ``content`` block
-    when htmx asks (``hx-boost`` navigation keeps the shell)."""
-    return Template(
-        template_name=template,
-        context={
-            "nav": NAV,
-            "active": active,
-            "revision": gateway(request).table.revision,
-            "has_store": reloader(request) is not None,
-            "assets_ok": request.app.state.dashboard_assets_ok,
-            **context,
-        },
-    )
+    def answer(self, fragment_name: str, page_name: str, active: str, **context: Any) -> Template:
+        """The fragment alone for htmx (swapped in place), else the page around it."""
+        if self.htmx:
+            return fragment(fragment_name, **context)
+        return self.page(page_name, active, **context)
 
 
 def fragment(template: str, **context: Any) -> Template:
@@ -65,7 +103,44 @@ def fragment(template: str, **context: Any) -> Template:
     return Template(template_name=template, context=context)
 
 
+def with_status(template: Template, status: int) -> Template:
+    template.status_code = status
+    return template
+
+
 def is_htmx(request: Req) -> bool:
     """Whether htmx sent the request (read from the header: exception handlers get a
     plain `Request`, not an `HTMXRequest`)."""
     return request.headers.get("hx-request") == "true"
+
+
+def _view(
+    request: Req, gateway: NamedDependency[Gateway], assets_ok: NamedDependency[bool], state: State
+) -> View:
+    return View(request, gateway, state.reloader, assets_ok)
+
+
+DEPENDENCIES = {"view": Provide(_view, sync_to_thread=False)}
+"""The dashboard router's own dependencies (the app's are in `server.deps`)."""
+
+
+# Transitional: the pages not yet taking a `View` (removed once none imports them).
+def view_of(request: Req) -> View:
+    state = request.app.state
+    return View(request, state.gateway, state.reloader, state.dashboard_assets_ok)
+
+
+def gateway(request: Req) -> Gateway:
+    return view_of(request).gateway
+
+
+def reloader(request: Req) -> Reloader | None:
+    return view_of(request).reloader
+
+
+def store(request: Req) -> PolicyStore | None:
+    return view_of(request).store
+
+
+def page(request: Req, template: str, active: str, **context: Any) -> Template:
+    return view_of(request).page(template, active, **context)

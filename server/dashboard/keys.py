@@ -159,7 +159,7 @@ def _shown(created: CreatedKey, action: str) -> Shown:
     return Shown(created.key, created.secret, action)
 
 
-@get("/keys")
+@get("/keys", name="keys")
 async def keys_page(request: Req) -> Template:
     return await _panel(request)
 

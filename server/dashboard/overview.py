@@ -228,7 +228,7 @@ async def window_view(
     }
 
 
-@get("/")
+@get("/", name="overview")
 async def overview(request: Req) -> Template:
     feed: LiveFeed = request.app.state.live_feed
     policy_store = store(request)

@@ -352,7 +352,7 @@ def _describe(spec: RunSpec, info: RouteInfo | None) -> str:
     return ""
 
 
-@get("/playground")
+@get("/playground", name="playground")
 async def playground_page(request: Req) -> Template:
     routes = list(gateway(request).table.routes)
     wanted = request.query_params.get("route", "")

@@ -440,7 +440,7 @@ def _view(request: Req, name: str, config: Any, all_config: GatewayConfig) -> Pr
     )
 
 
-@get("/providers", exception_handlers=UNAVAILABLE)
+@get("/providers", name="providers", exception_handlers=UNAVAILABLE)
 async def providers_page(request: Req) -> Template:
     now = await current(request)
     views = [_view(request, n, c, now.config) for n, c in sorted(now.config.providers.items())]

@@ -193,7 +193,7 @@ def _options(request: Req) -> tuple[list[str], list[str]]:
     return sorted(routes), targets
 
 
-@get("/requests")
+@get("/requests", name="requests")
 async def requests_page(request: Req) -> Template:
     params = dict(request.query_params)
     values, errors = _filters(params)

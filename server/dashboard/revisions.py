@@ -107,7 +107,7 @@ async def _config_at(s: PolicyStore, revision: int) -> GatewayConfig:
         return GatewayConfig()
 
 
-@get("/revisions", exception_handlers=UNAVAILABLE)
+@get("/revisions", name="revisions", exception_handlers=UNAVAILABLE)
 async def revisions_page(request: Req) -> Template:
     s = store(request)
     if s is None:

@@ -367,7 +367,7 @@ def _done_notice(request: Req) -> str | None:
     return None
 
 
-@get("/routes", exception_handlers=UNAVAILABLE)
+@get("/routes", name="routes", exception_handlers=UNAVAILABLE)
 async def routes_page(request: Req) -> Template:
     now = await current(request)
     states = gateway(request).engine.breaker_states()

@@ -1,0 +1,109 @@
+"""Signing in and out of the dashboard, and where a request that is not signed in goes.
+
+The secret is the admin key or the admin password (`server.dashboard.auth`), and failed
+attempts are throttled per client address. A signed-in session is an encrypted cookie
+that expires after ``dashboard_session_hours``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from litestar import Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
+from litestar.exceptions import NotAuthorizedException
+from litestar.response import Redirect, Template
+
+from server.dashboard.auth import DashboardAuth, session_guard
+from server.dashboard.common import Req, is_htmx
+
+__all__ = ["HANDLERS", "not_signed_in"]
+
+
+def _home(request: Req) -> str:
+    return request.app.route_reverse("overview")
+
+
+def _safe_next(request: Req, target: str | None) -> str:
+    """Only a path inside the dashboard: never an open redirect."""
+    home = _home(request)
+    if not target:
+        return home
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith(home):
+        return home
+    return target
+
+
+def _login_page(
+    auth: DashboardAuth, assets_ok: bool, next: str, error: str | None = None
+) -> Template:
+    return Template(
+        template_name="login.html",
+        context={"auth": auth, "next": next, "error": error, "assets_ok": assets_ok},
+    )
+
+
+@get("/login", name="login")
+async def login_page(
+    request: Req,
+    dashboard_auth: NamedDependency[DashboardAuth],
+    assets_ok: NamedDependency[bool],
+    next: FromQuery[str | None] = None,
+) -> Template:
+    return _login_page(dashboard_auth, assets_ok, _safe_next(request, next))
+
+
+@post("/login", name="login.submit", status_code=303)
+async def login(
+    request: Req, dashboard_auth: NamedDependency[DashboardAuth], assets_ok: NamedDependency[bool]
+) -> Response[Any]:
+    auth = dashboard_auth
+    form = await request.form()
+    secret = str(form.get("secret") or "")
+    target = _safe_next(request, str(form.get("next") or ""))
+    client, now = request.client.host if request.client else "", time.monotonic()
+    wait = auth.throttled(client, now)
+    if wait or not auth.enabled or not auth.check(secret):
+        status, headers = 401, {}
+        if wait:
+            error = f"Too many failed sign-ins: try again in {math.ceil(wait)} s."
+            status, headers = 429, {"retry-after": str(math.ceil(wait))}
+        elif not auth.enabled:
+            error = "The dashboard is disabled: no admin key or password is set."
+        else:
+            error = "That is not the admin key or password."
+            auth.failed(client, now)
+        refused = _login_page(auth, assets_ok, target, error)
+        refused.status_code, refused.headers = status, headers
+        return refused
+    request.set_session({"until": time.time() + auth.session_seconds, "at": time.time()})
+    return Redirect(target, status_code=303)
+
+
+@post("/logout", name="logout", status_code=303, guards=[session_guard])
+async def logout(request: Req) -> Redirect:
+    request.clear_session()
+    return Redirect(request.app.route_reverse("login"), status_code=303)
+
+
+def not_signed_in(request: Req, exc: NotAuthorizedException) -> Response[Any]:
+    """Pages redirect to the sign-in page; htmx requests get ``HX-Redirect`` (a swap
+    of the sign-in page into a fragment would make no sense)."""
+    login_url = (
+        request.app.route_reverse("login")
+        + "?next="
+        + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
+    )
+    if is_htmx(request):
+        return Response(b"", status_code=401, headers={"HX-Redirect": login_url})
+    if request.headers.get("accept", "").startswith("text/event-stream"):
+        return Response(b"", status_code=401)
+    return Redirect(login_url, status_code=303)
+
+
+HANDLERS: list[Any] = [login_page, login, logout]
