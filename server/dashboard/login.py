@@ -14,8 +14,8 @@ from urllib.parse import quote, urlsplit
 
 from litestar import Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery
 from litestar.exceptions import NotAuthorizedException
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from server.dashboard.auth import DashboardAuth, session_guard
