@@ -403,11 +403,11 @@ async def test_a_tampered_token_is_refused(play: Dashboard) -> None:
 
 
 async def test_an_expired_token_is_refused(play: Dashboard) -> None:
-    state = _app_state(play)
-    state.playground_token_ttl_s = 0.0
+    tokens = _app_state(play).playground_tokens
+    ttl_s, tokens.ttl_s = tokens.ttl_s, 0.0
     try:
         events = await stream(play.web, await start(play, route="two"))
     finally:
-        del state.playground_token_ttl_s
+        tokens.ttl_s = ttl_s
     assert names(events) == ["refused", "outcome", "end"]
     assert "expired" in events[0][1]
