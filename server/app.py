@@ -33,6 +33,7 @@ from server.core.reload import serve_from_database
 from server.core.retry_guard import RetryGuard
 from server.dashboard import assets_ok, dashboard_routers, template_config
 from server.dashboard.live import LiveFeed
+from server.dashboard.playground import TokenBook
 from server.deps import DEPENDENCIES
 from server.errors import retry_after_of
 from server.observe import Metrics, RequestLogWriter
@@ -175,6 +176,7 @@ def create_app(
     app.state.live_feed = feed
     app.state.live_heartbeat_s = 15.0
     app.state.dashboard_auth = dashboard_auth
+    app.state.playground_tokens = TokenBook(dashboard_auth)
     app.state.dashboard_assets_ok = assets_ok()
     return app
 

@@ -388,6 +388,17 @@ async def test_a_token_runs_once(play: Dashboard) -> None:
     assert "already been streamed" in again[0][1]
 
 
+async def test_a_token_runs_on_another_worker_of_the_same_database(
+    play: Dashboard, serve: Serve
+) -> None:
+    """The token's key follows the session secret the lifespan takes from the database,
+    so any worker can stream a run another one started (the session cookie, under the
+    same secret, signs in to both)."""
+    other = await serve(config=PLAY_CONFIG, env=ENV)
+    url = await start(play, route="two")
+    assert text(await stream(play.web, other.base + url)) == ANSWER
+
+
 async def test_a_tampered_token_is_refused(play: Dashboard) -> None:
     url = await start(play, route="two")
     payload, signature = url.split("token=", 1)[1].split(".")
@@ -403,11 +414,11 @@ async def test_a_tampered_token_is_refused(play: Dashboard) -> None:
 
 
 async def test_an_expired_token_is_refused(play: Dashboard) -> None:
-    state = _app_state(play)
-    state.playground_token_ttl_s = 0.0
+    tokens = _app_state(play).playground_tokens
+    ttl_s, tokens.ttl_s = tokens.ttl_s, 0.0
     try:
         events = await stream(play.web, await start(play, route="two"))
     finally:
-        del state.playground_token_ttl_s
+        tokens.ttl_s = ttl_s
     assert names(events) == ["refused", "outcome", "end"]
     assert "expired" in events[0][1]
