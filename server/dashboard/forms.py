@@ -1,64 +1,55 @@
-"""What the dashboard's forms and buttons share: error messages placed by key path,
-redirects after a write, notices, and reading the configuration the pages show.
+"""What the dashboard's forms share: error messages placed by key path, the values a
+form shows, and the state every configuration form has (`Form`).
 
 A form's values decode through the same msgspec Structs as the TOML file and the
 admin API; an error's key path (``$.max_retries``, ``routes.chat.targets[1]``) names
-the field its message is shown next to (`field_of`, `error_field`).
+the field its message is shown next to (`field_of`, `error_field`). What a write
+answers (a redirect, a notice, the form again) is in `server.dashboard.writes`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterator
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple, Self
 
 import msgspec
-from litestar import Response
-from litestar.enums import MediaType
-from litestar.response import Redirect, Template
-from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import SQLAlchemyError
 
-from providers.config import GatewayConfig, split_validation_error
+from providers.config import split_validation_error
 from router.errors import ConfigError
-from server.dashboard.common import Req, fragment, gateway, is_htmx, page, reloader, store
+from server.dashboard.common import with_status
 from server.errors import ConflictError
-from server.store import WriteResult
 
 __all__ = [
     "ACTOR",
     "READ_ONLY",
-    "REVISIONS",
-    "ROUTES",
     "STORE_DOWN",
-    "UNAVAILABLE",
-    "Current",
+    "Form",
+    "Refused",
     "config_message",
     "conflict_message",
-    "current",
     "error_field",
     "field_of",
     "flatten",
-    "notice",
     "parse_revision",
-    "redirect",
     "show_value",
     "store_down_message",
     "validation_message",
     "with_status",
-    "wrote",
 ]
 
 log = logging.getLogger("llmgate.dashboard")
 
 ACTOR = "dashboard"
 """Recorded as the actor of every revision written from the dashboard."""
-ROUTES = "/admin/routes"
-REVISIONS = "/admin/revisions"
 STORE_DOWN: tuple[type[Exception], ...] = (SQLAlchemyError, OSError)
 
-# --------------------------------------------------------------------------------------
-# What the routes and providers pages share: messages, key paths, writes, responses.
+READ_ONLY = (
+    "This gateway serves its configuration file without a database: routes and providers "
+    "are read-only here."
+)
 
 
 def validation_message(exc: msgspec.ValidationError, value: object = None) -> tuple[str, str]:
@@ -115,83 +106,9 @@ def store_down_message(exc: Exception) -> str:
     )
 
 
-READ_ONLY = (
-    "This gateway serves its configuration file without a database: routes and providers "
-    "are read-only here."
-)
-
-
 def parse_revision(value: object) -> int | None:
     text = str(value or "").strip()
     return int(text) if text.isascii() and text.isdigit() else None
-
-
-def with_status(template: Template, status: int) -> Template:
-    template.status_code = status
-    return template
-
-
-def redirect(request: Req, url: str) -> Response[Any]:
-    """Where a successful write goes: htmx follows ``HX-Redirect`` (a 3xx would be
-    followed by its XHR and swapped into the form); a plain form post gets a 303."""
-    if is_htmx(request):
-        return Response(b"", media_type=MediaType.HTML, headers={"HX-Redirect": url})
-    return Redirect(url, status_code=303)
-
-
-def notice(
-    request: Req, message: str, status: int, *, back: str = ROUTES, active: str = "routes"
-) -> Template:
-    """An error of a button (delete, roll back): for htmx the notice swapped in above
-    the list (``#page-notice``); for a plain post or a page, a page saying it."""
-    if is_htmx(request):
-        return with_status(fragment("_route_notice.html", message=message, error=True), status)
-    return with_status(
-        page(request, "routes_error.html", active, message=message, back=back), status
-    )
-
-
-async def wrote(request: Req, result: WriteResult) -> None:
-    """Serve the revision just written before answering, as the admin API does."""
-    r = reloader(request)
-    if r is not None:
-        await r.wrote(result)
-
-
-def _unavailable(request: Req, exc: Exception) -> Response[Any]:
-    """A page whose store could not be read: a 503 saying so, never a bare 500."""
-    if isinstance(exc, ConfigError):
-        message = f"The stored configuration cannot be read: {exc}"
-    else:
-        message = store_down_message(exc).replace("; nothing was saved", "")
-    path = request.url.path
-    active = "providers" if path.startswith("/admin/providers") else "routes"
-    return notice(request, message, 503, back="/admin", active=active)
-
-
-UNAVAILABLE: ExceptionHandlersMap = {
-    SQLAlchemyError: _unavailable,
-    OSError: _unavailable,
-    ConfigError: _unavailable,
-}
-"""Exception handlers of the GET pages that read the store."""
-
-
-class Current(NamedTuple):
-    """The configuration the pages show: the store's current revision, or the file."""
-
-    revision: int
-    config: GatewayConfig
-    editable: bool
-
-
-async def current(request: Req) -> Current:
-    s = store(request)
-    if s is None:
-        gw = gateway(request)
-        return Current(gw.table.revision, gw.config, False)
-    revision, config = await s.load()
-    return Current(revision, config, True)
 
 
 def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -215,5 +132,61 @@ def show_value(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-# --------------------------------------------------------------------------------------
-# The route form.
+class Refused(NamedTuple):
+    """Why a write was not done, said with ``status``."""
+
+    message: str
+    status: int
+    error: ConfigError | None = None
+    """The store's refusal of the configuration (422): a form shows it at its field."""
+    conflict: bool = False
+    """Someone else wrote since the page loaded (409): reloading shows their change."""
+
+
+@dataclass(kw_only=True)
+class Form:
+    """What every form of a configuration table (a route, a provider) has besides its
+    fields: the table's name, the revision it was loaded at, errors by field, and the
+    banner above it. Subclasses name their ``section`` and rows (`field_of`)."""
+
+    section: ClassVar[str]
+    """``routes`` or ``providers``: the key path of a table is ``section.name``."""
+    rows: ClassVar[tuple[str, ...]] = ()
+
+    name: str
+    creating: bool
+    expected_revision: int | None
+    errors: dict[str, str] = field(default_factory=dict)
+    banner: str | None = None
+    stale: bool = False
+    """Refused as a conflict: the banner offers to reload the form."""
+
+    @property
+    def expected(self) -> str:
+        """The revision the form was loaded at, as its hidden field sends it."""
+        return "" if self.expected_revision is None else str(self.expected_revision)
+
+    @property
+    def alert(self) -> str | None:
+        """What the banner above the form says: why nothing was saved."""
+        if self.banner or not self.errors:
+            return self.banner
+        fields = "field" if len(self.errors) == 1 else f"{len(self.errors)} fields"
+        return f"Nothing was saved: correct the {fields} marked below."
+
+    def store_error(self, exc: ConfigError) -> None:
+        """A store's refusal next to its field, or above the form when its key path is
+        outside the table, or names the table being edited (its name is not a field)."""
+        where = error_field(exc, f"{self.section}.{self.name}", self.rows)
+        if where is None or (where == "name" and not self.creating):
+            self.banner = str(exc).removeprefix("config: ")
+        else:
+            self.errors.setdefault(where, config_message(exc))
+
+    def refused(self, refused: Refused) -> Self:
+        """The form again, saying why its write was refused."""
+        if refused.error is not None:
+            self.store_error(refused.error)
+        elif refused.message:
+            self.banner, self.stale = refused.message, refused.conflict
+        return self

@@ -4,40 +4,26 @@ rollback that does what the admin API's rollback does."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import urlencode
 
 import msgspec
 from litestar import Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from providers.config import GatewayConfig
 from router.errors import ConfigError
-from server.dashboard.common import Req, page, store
-from server.dashboard.forms import (
-    ACTOR,
-    READ_ONLY,
-    REVISIONS,
-    STORE_DOWN,
-    UNAVAILABLE,
-    conflict_message,
-    flatten,
-    notice,
-    parse_revision,
-    redirect,
-    store_down_message,
-    wrote,
-)
-from server.errors import ConflictError, NotFound
+from server.dashboard.common import View
+from server.dashboard.forms import ACTOR, READ_ONLY, flatten, parse_revision
+from server.dashboard.writes import UNAVAILABLE, done_notice, expected_revision, notice, write
+from server.errors import NotFound
 from server.store import PolicyStore
 from server.store.diff import diff_configs
 from server.store.schemas import canonical
 
 __all__ = ["HANDLERS", "revision_diff"]
-
-log = logging.getLogger("llmgate.dashboard")
 
 
 class DiffLine(NamedTuple):
@@ -45,13 +31,25 @@ class DiffLine(NamedTuple):
     """``+`` added, ``-`` removed."""
     text: str
 
+    @property
+    def css(self) -> str:
+        return "add" if self.sign == "+" else "del"
+
+
+MARKS = {"add": "+", "remove": "\N{MINUS SIGN}", "change": "~"}
+
 
 @dataclass(frozen=True)
 class DiffEntry:
     label: str
     """``route chat``, ``provider mock``, ``defaults``."""
     action: str
+    """``add``, ``remove`` or ``change``."""
     lines: list[DiffLine]
+
+    @property
+    def mark(self) -> str:
+        return MARKS[self.action]
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,10 @@ class RevisionView:
     actor: str
     summary: str
     diff: list[DiffEntry]
-    error: str | None = None
+    error: str | None
+    """Why the diff cannot be shown (a revision recorded by an older schema)."""
+    current: bool
+    """The configuration now: it has nothing to roll back to."""
 
 
 def _shown(value: Any, path: str = "") -> str:
@@ -107,13 +108,8 @@ async def _config_at(s: PolicyStore, revision: int) -> GatewayConfig:
         return GatewayConfig()
 
 
-@get("/revisions", name="revisions", exception_handlers=UNAVAILABLE)
-async def revisions_page(request: Req) -> Template:
-    s = store(request)
-    if s is None:
-        return notice(request, READ_ONLY + " There is no revision history.", 404)
-    limit = parse_revision(request.query_params.get("limit")) or 20
-    limit = min(max(limit, 1), 200)
+async def _revision_views(s: PolicyStore, limit: int) -> list[RevisionView]:
+    """The newest ``limit`` revisions, each with its diff against the one before."""
     infos = await s.revisions(limit)
     configs: dict[int, GatewayConfig] = {}
     views = []
@@ -125,53 +121,45 @@ async def revisions_page(request: Req) -> Template:
             diff, error = revision_diff(configs[info.id - 1], configs[info.id]), None
         except ConfigError as exc:  # recorded by an older schema
             diff, error = [], f"cannot be shown: {exc}"
-        views.append(RevisionView(info.id, info.created_at, info.actor, info.summary, diff, error))
-    q = request.query_params
-    done = None
-    if q.get("rolled_back"):
-        done = (
-            f"Nothing changed: revision {q['rolled_back']} is the current configuration."
-            if q.get("unchanged")
-            else f"Rolled back to revision {q['rolled_back']}: revision {q.get('revision')} "
-            f"is served."
+        current = info is infos[0]
+        views.append(
+            RevisionView(info.id, info.created_at, info.actor, info.summary, diff, error, current)
         )
-    return page(
-        request,
+    return views
+
+
+@get("/revisions", name="revisions", exception_handlers=UNAVAILABLE)
+async def revisions_page(
+    view: NamedDependency[View], limit: FromQuery[str | None] = None
+) -> Template:
+    if view.store is None:
+        return notice(view, READ_ONLY + " There is no revision history.", 404, "revisions")
+    shown = min(max(parse_revision(limit) or 20, 1), 200)
+    revisions = await _revision_views(view.store, shown)
+    more = len(revisions) == shown
+    return view.page(
         "revisions.html",
         "revisions",
-        revisions=views,
-        current_revision=infos[0].id if infos else 0,
-        limit=limit,
-        more=len(infos) == limit,
-        notice=done,
+        revisions=revisions,
+        current_revision=revisions[0].id if revisions else 0,
+        older=f"{view.url('revisions')}?limit={shown * 2}" if more else None,
+        notice=done_notice(view, "Revision"),
     )
 
 
-@post("/revisions/{revision:int}/rollback", status_code=200)
-async def rollback(request: Req) -> Response[Any]:
+@post("/revisions/{revision:int}/rollback", name="revisions.rollback", status_code=200)
+async def rollback(view: NamedDependency[View], revision: FromPath[int]) -> Response[Any]:
     """What ``POST /admin/api/revisions/{id}/rollback`` does: the configuration of that
     revision restored as a new revision, served before answering."""
-    revision: int = request.path_params["revision"]
-    s = store(request)
-    if s is None:
-        return notice(request, READ_ONLY, 409)
-    form = await request.form()
-    expected = parse_revision(form.get("expected_revision"))
-    try:
-        result = await s.rollback(revision, actor=ACTOR, expected_revision=expected)
-    except ConflictError as exc:
-        return notice(request, conflict_message(exc), 409, back=REVISIONS)
-    except NotFound:
-        return notice(request, f"There is no revision {revision}.", 404, back=REVISIONS)
-    except ConfigError as exc:
-        return notice(request, f"Revision {revision} cannot be restored: {exc}", 422)
-    except STORE_DOWN as exc:
-        return notice(request, store_down_message(exc), 503, back=REVISIONS)
-    await wrote(request, result)
-    query = {"rolled_back": str(revision), "revision": str(result.revision)}
-    if not result.written:
-        query["unchanged"] = "1"
-    return redirect(request, f"{REVISIONS}?{urlencode(query)}")
+    expected = await expected_revision(view)
+    return await write(
+        view,
+        "revisions",
+        lambda store: store.rollback(revision, actor=ACTOR, expected_revision=expected),
+        done=("rolled_back", str(revision)),
+        missing=f"There is no revision {revision}.",
+        invalid=f"Revision {revision} cannot be restored",
+    )
 
 
 HANDLERS: list[Any] = [revisions_page, rollback]

@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.dashboard.conftest import CONFIG, Dashboard, Serve, sign_in
 
@@ -319,6 +321,23 @@ async def test_without_a_store_the_served_file_is_shown_read_only(serve: Serve) 
         assert (await web.get("/admin/revisions")).status_code == 404
     finally:
         await web.aclose()
+
+
+async def test_a_store_that_cannot_be_read_is_a_503_notice_not_a_500(
+    dashboard: Dashboard, engine: AsyncEngine
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE routes"))
+    for path, active in (("/admin/routes", "Routes"), ("/admin/providers/old/edit", "Providers")):
+        page = await dashboard.get(path)
+        assert page.status_code == 503, path
+        assert "The policy store is unavailable (OperationalError)." in page.text
+        assert f'aria-current="page">{active}</a>' in page.text
+    swapped = await dashboard.get("/admin/providers", headers={"hx-request": "true"})
+    assert swapped.status_code == 503
+    assert swapped.text.startswith('<div id="page-notice" class="notice error"')
+    refused = await dashboard.post("/admin/routes/chat/delete", data={"expected_revision": "1"})
+    assert refused.status_code == 503 and "nothing was saved" in refused.text
 
 
 async def test_every_write_without_the_csrf_token_is_refused(dashboard: Dashboard) -> None:
