@@ -412,9 +412,9 @@ async def create_route(request: Req) -> Response[Any]:
     return await _save(request, None)
 
 
-@get("/routes/{name:str}/edit", exception_handlers=UNAVAILABLE)
+@get("/routes/{route:str}/edit", name="routes.edit", exception_handlers=UNAVAILABLE)
 async def edit_route(request: Req) -> Template:
-    name: str = request.path_params["name"]
+    name: str = request.path_params["route"]
     now = await current(request)
     if not now.editable:
         return _read_only(request)
@@ -426,9 +426,9 @@ async def edit_route(request: Req) -> Template:
     )
 
 
-@post("/routes/{name:str}/edit", status_code=200)
+@post("/routes/{route:str}/edit", status_code=200)
 async def update_route(request: Req) -> Response[Any]:
-    return await _save(request, request.path_params["name"])
+    return await _save(request, request.path_params["route"])
 
 
 @post("/routes/targets", status_code=200)
