@@ -21,6 +21,7 @@ from server.dashboard.charts import bar_chart
 from server.dashboard.common import View
 from server.dashboard.request_views import requests_url
 from server.observe.live import LiveFeed
+from server.store import PolicyStore
 from server.store.request_log import any_logged
 from server.store.traffic import RouteStats, route_stats
 
@@ -125,11 +126,10 @@ def _chart(stats: RouteStats, window: Window, starts: Sequence[datetime], **kw: 
 
 
 async def window_view(
-    view: View, now: datetime, window: Window, configured: Sequence[str]
+    view: View, store: PolicyStore, now: datetime, window: Window, configured: Sequence[str]
 ) -> WindowView:
-    assert view.store is not None
     starts = window.starts(now)
-    by_route = await route_stats(view.store.engine, starts)
+    by_route = await route_stats(store.engine, starts)
     total = RouteStats(per_bucket=[(0, 0)] * window.buckets)
     for stats in by_route.values():
         total.add(stats)
@@ -160,10 +160,11 @@ async def window_view(
 @get("/", name="overview")
 async def overview(view: NamedDependency[View], live_feed: NamedDependency[LiveFeed]) -> Template:
     windows: list[WindowView] = []
-    logged = view.store is not None and await any_logged(view.store.engine)
-    if logged:
+    store = view.store
+    logged = store is not None and await any_logged(store.engine)
+    if store is not None and logged:
         now, configured = datetime.now(UTC), sorted(view.gateway.table.routes)
-        windows = [await window_view(view, now, w, configured) for w in WINDOWS]
+        windows = [await window_view(view, store, now, w, configured) for w in WINDOWS]
     return view.page(
         "overview.html",
         "overview",
