@@ -32,12 +32,12 @@ from server.core.gateway import Gateway
 from server.core.reload import serve_from_database
 from server.core.retry_guard import RetryGuard
 from server.dashboard import assets_ok, dashboard_routers, template_config
-from server.dashboard.live import LiveFeed
 from server.dashboard.playground import TokenBook
 from server.deps import DEPENDENCIES
 from server.errors import retry_after_of
 from server.observe import Metrics, RequestLogWriter
 from server.observe.health import TargetHealth
+from server.observe.live import LiveFeed
 from server.store import DATABASE_URL_ENV
 
 __all__ = ["app_from_env", "create_app"]

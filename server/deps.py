@@ -22,6 +22,7 @@ from server.dashboard.auth import DashboardAuth
 from server.errors import NoPolicyStore
 from server.observe import Metrics
 from server.observe.health import TargetHealth
+from server.observe.live import LiveFeed
 from server.store import PolicyStore
 from server.store.keys import KeyStore
 
@@ -46,6 +47,15 @@ def metrics(state: State) -> Metrics:
 
 def health(state: State) -> TargetHealth:
     return cast(TargetHealth, state.health)
+
+
+def live_feed(state: State) -> LiveFeed:
+    return cast(LiveFeed, state.live_feed)
+
+
+def live_heartbeat_s(state: State) -> float:
+    """Seconds between keep-alives of an idle live feed (a test may shorten it)."""
+    return float(state.live_heartbeat_s)
 
 
 def dashboard_auth(state: State) -> DashboardAuth:
@@ -83,6 +93,8 @@ DEPENDENCIES = {
         "retry_guard": retry_guard,
         "metrics": metrics,
         "health": health,
+        "live_feed": live_feed,
+        "live_heartbeat_s": live_heartbeat_s,
         "dashboard_auth": dashboard_auth,
         "assets_ok": assets_ok,
         "reloader": reloader,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 __all__ = ["FILTERS", "GLOBALS"]
 
@@ -41,11 +40,11 @@ def when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def query(params: dict[str, Any], **changes: Any) -> str:
-    """``params`` with ``changes`` as a query string (empty values left out)."""
-    merged = {**params, **changes}
-    return urlencode({k: v for k, v in merged.items() if v not in (None, "")})
+def blank(value: Any) -> Any:
+    """None as an empty attribute (``data-value=""``), any other value as it is."""
+    return "" if value is None else value
 
 
-FILTERS = {"ms": ms, "usd": usd, "percent": percent, "when": when}
-GLOBALS = {"query": query}
+FILTERS = {"ms": ms, "usd": usd, "percent": percent, "when": when, "blank": blank}
+GLOBALS: dict[str, Any] = {}
+"""None: the pages get their URLs from their view models and litestar's ``url_for``."""

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.dashboard.budgets import spend_query
 from server.store.models import RequestLog
+from server.store.traffic import spend_query
 from tests.dashboard.conftest import CONFIG, MESSAGES, Serve, ServedGateway, sign_in
 
 PRICES = {"*": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}

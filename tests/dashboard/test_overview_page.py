@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.dashboard.overview import LATENCY_BOUNDS_MS
+from server.store.traffic import LATENCY_BOUNDS_MS
 from tests.dashboard.conftest import Dashboard, Serve, sign_in
 from tests.dashboard.test_requests_pages import insert_rows, log_row, until
 

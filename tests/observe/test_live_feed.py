@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from router.engine import Engine
 from router.events import RequestRecord
-from server.dashboard.live import LiveFeed, RowFilter
+from server.observe.live import LiveFeed, RowFilter
 from tests.observe._support import routes, serve
 from tests.unit._fakes import FakeClock, FakeProvider, RecordingSleep, answer, cut, route
 
