@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.response import Template
+from litestar.template import TemplateProtocol
 
 from server.core.gateway import Gateway
 from server.core.reload import Reloader
@@ -30,11 +32,7 @@ __all__ = [
     "Req",
     "View",
     "fragment",
-    "gateway",
     "is_htmx",
-    "page",
-    "reloader",
-    "store",
     "with_status",
 ]
 
@@ -73,9 +71,23 @@ class View:
     def htmx(self) -> bool:
         return is_htmx(self.request)
 
-    def url(self, name: str, /, **path_params: Any) -> str:
-        """The path of the handler named ``name``."""
-        return self.request.app.route_reverse(name, **path_params)
+    def url(self, handler: str, /, **path_params: Any) -> str:
+        """The path of the handler named ``handler``, its string parameters quoted (a
+        route's name may hold any character but ``/``). No path parameter is called
+        ``name``: `Litestar.route_reverse` takes that itself."""
+        quoted = {
+            key: quote(value, safe="") if isinstance(value, str) else value
+            for key, value in path_params.items()
+        }
+        return self.request.app.route_reverse(handler, **quoted)
+
+    def template(self, name: str) -> TemplateProtocol:
+        """A template of the app's engine, for what renders outside a `Template`
+        response: an event stream renders each of its events itself."""
+        engine = self.request.app.template_engine
+        assert engine is not None  # `create_app` configures one
+        template: TemplateProtocol = engine.get_template(name)
+        return template
 
     def page(self, template: str, active: str, **context: Any) -> Template:
         """A whole page (``template`` extends ``base.html``)."""
@@ -122,25 +134,3 @@ def _view(
 
 DEPENDENCIES = {"view": Provide(_view, sync_to_thread=False)}
 """The dashboard router's own dependencies (the app's are in `server.deps`)."""
-
-
-# Transitional: the pages not yet taking a `View` (removed once none imports them).
-def view_of(request: Req) -> View:
-    state = request.app.state
-    return View(request, state.gateway, state.reloader, state.dashboard_assets_ok)
-
-
-def gateway(request: Req) -> Gateway:
-    return view_of(request).gateway
-
-
-def reloader(request: Req) -> Reloader | None:
-    return view_of(request).reloader
-
-
-def store(request: Req) -> PolicyStore | None:
-    return view_of(request).store
-
-
-def page(request: Req, template: str, active: str, **context: Any) -> Template:
-    return view_of(request).page(template, active, **context)

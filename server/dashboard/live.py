@@ -25,7 +25,7 @@ from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.template import TemplateProtocol
 
-from server.dashboard.common import Req, View
+from server.dashboard.common import View
 from server.dashboard.request_views import RowView
 from server.observe.live import LiveFeed, LiveRow, RowFilter
 
@@ -73,12 +73,10 @@ class RowEvents:
         return ServerSentEventMessage(data=html.replace("\n", " "), event=event)
 
 
-def _row_events(request: Req, view: NamedDependency[View]) -> RowEvents:
+def _row_events(view: NamedDependency[View]) -> RowEvents:
     """A stream of events is not one `Template` response, so it renders each row
-    through the app's template engine itself."""
-    engine = request.app.template_engine
-    assert engine is not None  # `create_app` configures one
-    return RowEvents(engine.get_template("_request_row.html"), view)
+    itself."""
+    return RowEvents(view.template("_request_row.html"), view)
 
 
 @get(

@@ -29,7 +29,6 @@ from server.dashboard.writes import (
     current,
     done_notice,
     expected_revision,
-    item_url,
     notice,
     save,
     write,
@@ -109,8 +108,8 @@ def _provider_view(view: View, name: str, config: Any, all_config: GatewayConfig
         headers=sorted(data.get("headers") or {}),
         options=_options(config),
         routes=uses,
-        edit_url=item_url(view, "providers.edit", provider=name),
-        delete_url=item_url(view, "providers.delete", provider=name),
+        edit_url=view.url("providers.edit", provider=name),
+        delete_url=view.url("providers.delete", provider=name),
     )
 
 
@@ -130,7 +129,7 @@ def _form_page(view: View, form: ProviderForm, status: int = 200) -> Template:
         key_status=key_status(view.gateway.env, form.kind, form.values),
         action=view.url("providers.create")
         if creating
-        else item_url(view, "providers.update", provider=form.name),
+        else view.url("providers.update", provider=form.name),
     )
     return with_status(answer, status)
 

@@ -42,7 +42,6 @@ from server.dashboard.writes import (
     current,
     done_notice,
     expected_revision,
-    item_url,
     notice,
     save,
     write,
@@ -110,7 +109,7 @@ def _route_view(view: View, health: TargetHealth, name: str, policy: RoutePolicy
     targets = [
         TargetView(t, states.get(t, "closed"), *health.error_rate(t)) for t in policy.targets
     ]
-    edit, delete = (item_url(view, h, route=name) for h in ("routes.edit", "routes.delete"))
+    edit, delete = (view.url(h, route=name) for h in ("routes.edit", "routes.delete"))
     return RouteView(name, policy, targets, edit, delete)
 
 
@@ -122,9 +121,7 @@ def _target_options(view: View) -> list[str]:
 def _form_page(view: View, form: RouteForm, status: int = 200) -> Template:
     """The form alone for htmx (swapped in place of itself), else the whole page."""
     action = (
-        view.url("routes.create")
-        if form.creating
-        else item_url(view, "routes.update", route=form.name)
+        view.url("routes.create") if form.creating else view.url("routes.update", route=form.name)
     )
     answer = view.answer(
         "_route_form.html",

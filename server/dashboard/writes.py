@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Response
@@ -57,7 +57,6 @@ __all__ = [
     "current",
     "done_notice",
     "expected_revision",
-    "item_url",
     "notice",
     "save",
     "write",
@@ -128,13 +127,6 @@ def done_notice(view: View, noun: str) -> Notice | None:
     """The notice of a list the redirect after a write led to."""
     done = Done.read(view.request.query_params)
     return None if done is None else Notice(done.message(noun))
-
-
-def item_url(view: View, handler: str, **names: str) -> str:
-    """The path of ``handler`` for the route or provider its path parameter names
-    (``route="chat"``), quoted: a route's name may hold any character but ``/``. (No
-    path parameter is called ``name``: `Litestar.route_reverse` takes that itself.)"""
-    return view.url(handler, **{key: quote(name, safe="") for key, name in names.items()})
 
 
 async def expected_revision(view: View) -> int | None:

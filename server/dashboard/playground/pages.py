@@ -77,7 +77,7 @@ async def playground_stream(
         spec = tokens.redeem(token, time.time())
     except Refused as exc:
         return ServerSentEvent(Renderer(pieces).refused(str(exc)), headers=_SSE_HEADERS)
-    render = Renderer(pieces, Run.new(spec, view.url("requests")))
+    render = Renderer(pieces, Run.new(spec, view))
     return ServerSentEvent(messages(gateway, render), headers=_SSE_HEADERS)
 
 

@@ -14,8 +14,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
 from jinja2.environment import TemplateModule
-from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.di import NamedDependency
 from litestar.response import ServerSentEventMessage
 
 from router.events import (
@@ -29,7 +30,7 @@ from router.events import (
     TextDelta,
     ToolCallDelta,
 )
-from server.dashboard.common import Req
+from server.dashboard.common import View
 from server.dashboard.playground.tokens import RunSpec
 
 __all__ = ["END", "EventView", "Renderer", "Run", "event_pieces"]
@@ -55,13 +56,12 @@ _LOG: dict[type[Event], str] = {
 _OUTCOME: dict[type[Event], str] = {Done: "outcome_done", Failed: "outcome_failed"}
 
 
-def event_pieces(request: Req) -> TemplateModule:
-    """The macros of ``_playground_event.html``, from the app's template engine (where
-    litestar's own `Template` response gets its templates): a stream renders HTML
-    while it runs, not as its response."""
-    engine = request.app.template_engine
-    assert isinstance(engine, JinjaTemplateEngine)
-    return engine.engine.get_template("_playground_event.html").module
+def event_pieces(view: NamedDependency[View]) -> TemplateModule:
+    """The macros of ``_playground_event.html``: a stream renders HTML while it runs,
+    not as its response."""
+    template = view.template("_playground_event.html")
+    assert isinstance(template, jinja2.Template)  # the app's engine is jinja's
+    return template.module
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +74,11 @@ class Run:
     """The run's page in the request log; None for a simulated run, which is not logged."""
 
     @classmethod
-    def new(cls, spec: RunSpec, requests_url: str) -> Run:
+    def new(cls, spec: RunSpec, view: View) -> Run:
         if spec.simulated:
             return cls(spec, "playground-sim-" + os.urandom(10).hex(), None)
         request_id = "playground-" + os.urandom(10).hex()
-        # The request page has no handler name yet: its path is the log's, plus the id.
-        return cls(spec, request_id, f"{requests_url}/{request_id}")
+        return cls(spec, request_id, view.url("requests.detail", request_id=request_id))
 
     @property
     def simulated(self) -> bool:
