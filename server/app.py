@@ -21,7 +21,7 @@ from litestar.exceptions import (
 from providers import GatewayConfig, load_config
 from router.errors import LLMGateError
 from server.admin import admin_router
-from server.api._serve import id_headers
+from server.api._serve import Serving, id_headers
 from server.api.anthropic.routes import ANTHROPIC_HANDLERS, MESSAGES_PATH, http_error
 from server.api.openai.routes import OPENAI_HANDLERS
 from server.api.openai.wire import INTERNAL_ERROR, error_body
@@ -169,7 +169,7 @@ def create_app(
     )
     app.state.gateway = gateway
     app.state.admission = admission
-    app.state.retry_guard = guard
+    app.state.serving = Serving(gateway, admission, guard)
     app.state.metrics = meter
     app.state.health = health
     app.state.reloader = None

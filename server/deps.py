@@ -14,10 +14,10 @@ from typing import cast
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from server.api._serve import Serving
 from server.core.admission import Admission
 from server.core.gateway import Gateway
 from server.core.reload import Reloader
-from server.core.retry_guard import RetryGuard
 from server.dashboard.auth import DashboardAuth
 from server.errors import NoPolicyStore
 from server.observe import Metrics
@@ -37,8 +37,8 @@ def admission(state: State) -> Admission:
     return cast(Admission, state.admission)
 
 
-def retry_guard(state: State) -> RetryGuard:
-    return cast(RetryGuard, state.retry_guard)
+def serving(state: State) -> Serving:
+    return cast(Serving, state.serving)
 
 
 def metrics(state: State) -> Metrics:
@@ -90,7 +90,7 @@ DEPENDENCIES = {
     for name, provider in {
         "gateway": gateway,
         "admission": admission,
-        "retry_guard": retry_guard,
+        "serving": serving,
         "metrics": metrics,
         "health": health,
         "live_feed": live_feed,

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -45,6 +46,7 @@ from server.core.retry_guard import REPLAYED, Remembered, RetryGuard
 __all__ = [
     "Call",
     "Door",
+    "Serving",
     "Wire",
     "accepts_reset",
     "answered_model",
@@ -123,8 +125,19 @@ def answered_model(target: str) -> str:
     return target.partition("/")[2] or target
 
 
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What a door serves with, provided to its handlers as one dependency (``serving``):
+    litestar resolves several dependencies of one handler as concurrent tasks, which
+    cost about 250 µs a request for three, against 35 µs for one."""
+
+    gateway: Gateway
+    admission: Admission
+    retry_guard: RetryGuard
+
+
 class Door(Generic[C]):
-    """The flow over one `Wire`: ``await door.serve(request, gateway, admission, guard)`` is a whole handler."""
+    """The flow over one `Wire`: ``await door.serve(request, serving)`` is a whole handler."""
 
     __slots__ = ("wire",)
 
@@ -134,10 +147,9 @@ class Door(Generic[C]):
     async def serve(
         self,
         request: Request[Any, Any, Any],
-        gateway: Gateway,
-        admission: Admission,
-        guard: RetryGuard,
+        serving: Serving,
     ) -> Response[Any]:
+        gateway, admission, guard = serving.gateway, serving.admission, serving.retry_guard
         wire = self.wire
         request_id = wire.id_prefix + os.urandom(12).hex()
         request.state["llmgate_request_id"] = request_id  # errors raised below name it too

@@ -22,15 +22,12 @@ from litestar.exceptions import HTTPException
 from router.collect import Answer
 from router.errors import LLMGateError
 from router.events import Event, Failed
-from server.api._serve import Door, id_headers
+from server.api._serve import Door, Serving, id_headers
 from server.api.anthropic.message import message_body
 from server.api.anthropic.request import decode_messages_request
 from server.api.anthropic.tokens import estimate_input_tokens
 from server.api.anthropic.translate import MessagesCall, parse_messages_request, provider_request
 from server.api.anthropic.wire import EventEncoder, error_body, error_status, failure_body
-from server.core.admission import Admission
-from server.core.gateway import Gateway
-from server.core.retry_guard import RetryGuard
 from server.errors import retry_after_of
 
 __all__ = ["MESSAGES_PATH", "MessagesWire", "count_tokens", "create_message", "http_error"]
@@ -112,22 +109,18 @@ _HANDLERS = {LLMGateError: _llmgate_error, HTTPException: http_error, Exception:
 
 @post(MESSAGES_PATH, status_code=200, exception_handlers=_HANDLERS)  # type: ignore[arg-type]
 async def create_message(
-    request: Request[Any, Any, Any],
-    gateway: NamedDependency[Gateway],
-    admission: NamedDependency[Admission],
-    retry_guard: NamedDependency[RetryGuard],
+    request: Request[Any, Any, Any], serving: NamedDependency[Serving]
 ) -> Response[Any]:
-    return await _messages.serve(request, gateway, admission, retry_guard)
+    return await _messages.serve(request, serving)
 
 
 @post(f"{MESSAGES_PATH}/count_tokens", status_code=200, exception_handlers=_HANDLERS)  # type: ignore[arg-type]
 async def count_tokens(
-    request: Request[Any, Any, Any],
-    gateway: NamedDependency[Gateway],
-    admission: NamedDependency[Admission],
+    request: Request[Any, Any, Any], serving: NamedDependency[Serving]
 ) -> Response[bytes]:
     """``{"input_tokens": N}``, estimated (see `server.api.anthropic.tokens`) for a model the
     key may use."""
+    gateway, admission = serving.gateway, serving.admission
     key = admission.authorize(MessagesWire.credentials(request.headers))
     req = decode_messages_request(await request.body())
     # also: an unknown model is a 404, as for a message

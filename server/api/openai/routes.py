@@ -11,11 +11,8 @@ from litestar.params import FromPath
 
 from router.errors import NoSuchModel
 from router.table import RoutingTable
-from server.api._serve import Door, id_headers
+from server.api._serve import Door, Serving, id_headers
 from server.api.openai.wire import ChatWire
-from server.core.admission import Admission
-from server.core.gateway import Gateway
-from server.core.retry_guard import RetryGuard
 
 __all__ = ["OPENAI_HANDLERS"]
 
@@ -31,22 +28,17 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(
-    request: Request[Any, Any, Any],
-    gateway: NamedDependency[Gateway],
-    admission: NamedDependency[Admission],
-    retry_guard: NamedDependency[RetryGuard],
+    request: Request[Any, Any, Any], serving: NamedDependency[Serving]
 ) -> Response[Any]:
-    return await _chat.serve(request, gateway, admission, retry_guard)
+    return await _chat.serve(request, serving)
 
 
 @get("/v1/models")
 async def list_models(
-    request: Request[Any, Any, Any],
-    gateway: NamedDependency[Gateway],
-    admission: NamedDependency[Admission],
+    request: Request[Any, Any, Any], serving: NamedDependency[Serving]
 ) -> Response[bytes]:
-    key = admission.authorize(request.headers.get("authorization"))
-    table = gateway.table
+    key = serving.admission.authorize(request.headers.get("authorization"))
+    table = serving.gateway.table
     ids = table.model_ids()
     if key is not None and key.routes is not None:  # only what this key may use
         ids = [model_id for model_id in ids if model_id in key.routes]
@@ -56,15 +48,12 @@ async def list_models(
 
 @get("/v1/models/{model_id:path}")
 async def retrieve_model(
-    request: Request[Any, Any, Any],
-    gateway: NamedDependency[Gateway],
-    admission: NamedDependency[Admission],
-    model_id: FromPath[str],
+    request: Request[Any, Any, Any], serving: NamedDependency[Serving], model_id: FromPath[str]
 ) -> Response[bytes]:
     """One model any request may name: a route, or a target (its id holds a ``/``)."""
-    key = admission.authorize(request.headers.get("authorization"))
+    key = serving.admission.authorize(request.headers.get("authorization"))
     model_id = model_id.lstrip("/")
-    table = gateway.table
+    table = serving.gateway.table
     unknown = NoSuchModel(f"The model {model_id!r} does not exist.", param="model")
     try:
         route = table.resolve(model_id).name
