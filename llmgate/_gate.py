@@ -231,7 +231,7 @@ class LLMGate:
         policy: RoutePolicy = convert({**base, **overrides}, RoutePolicy, "call", "options")
         env = dict(os.environ)
         providers = {}
-        for target in policy.targets:
+        for target in policy.members():
             provider = target.partition("/")[0]
             providers[provider] = self._provider(provider, call, env)
         return _Plan(name, policy, providers, env)

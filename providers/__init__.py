@@ -16,6 +16,8 @@ from providers.config import GatewayConfig, ProviderConfig, decode_config, load_
 from providers.gemini import GeminiConfig, GeminiProvider
 from providers.mock import MockConfig, MockProvider
 from providers.openai import OpenAIConfig, OpenAIProvider
+from providers.pricing import PriceBook
+from router.policy import Pool
 from router.provider import Provider
 from router.table import RoutingTable
 
@@ -53,4 +55,24 @@ def build_table(
     providers = {
         name: build_provider(name, pc, client, env) for name, pc in config.providers.items()
     }
-    return RoutingTable(providers, config.routes, default_policy=config.defaults, revision=revision)
+    return RoutingTable(
+        providers,
+        config.routes,
+        default_policy=config.defaults,
+        revision=revision,
+        costs=_costs(config),
+    )
+
+
+def _costs(config: GatewayConfig) -> dict[str, float]:
+    """Input and output price per million tokens of every priced pool member, the
+    order of a ``lowest_cost`` pool."""
+    book = PriceBook({name: pc.prices for name, pc in config.providers.items()})
+    costs = {}
+    for route in config.routes.values():
+        for entry in route.targets:
+            for target in entry.pool if isinstance(entry, Pool) else ():
+                price = book.price(target)
+                if price is not None:
+                    costs[target] = price.input_per_mtok + price.output_per_mtok
+    return costs

@@ -18,7 +18,7 @@ from providers.gemini import GeminiConfig
 from providers.mock import MockConfig
 from providers.openai import OpenAIConfig
 from router.errors import ConfigError
-from router.policy import Budget, RoutePolicy
+from router.policy import Budget, Pool, RoutePolicy
 
 __all__ = [
     "GatewayConfig",
@@ -94,15 +94,18 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                 )
             if route.budget is not None:
                 self._check_budget(route.budget, where, f"routes.{name}.budget", name)
-            for i, target in enumerate(route.targets):
-                provider = target.partition("/")[0]
-                if provider not in self.providers:
-                    raise ConfigError(
-                        f"unknown provider {provider!r} in {target!r}; expected one of "
-                        f"{', '.join(sorted(self.providers)) or '(no providers configured)'}",
-                        source=where,
-                        path=f"routes.{name}.targets[{i}]",
-                    )
+            for i, entry in enumerate(route.targets):
+                at = f"routes.{name}.targets[{i}]"
+                members = entry.pool if isinstance(entry, Pool) else [entry]
+                for j, target in enumerate(members):
+                    provider = target.partition("/")[0]
+                    if provider not in self.providers:
+                        raise ConfigError(
+                            f"unknown provider {provider!r} in {target!r}; expected one of "
+                            f"{', '.join(sorted(self.providers)) or '(no providers configured)'}",
+                            source=where,
+                            path=at if isinstance(entry, str) else f"{at}.pool[{j}]",
+                        )
         return self
 
     def _check_budget(self, budget: Budget, source: str, path: str, route: str) -> None:

@@ -8,6 +8,8 @@ test rather than a branch of a stateful loop.
     restart, the new answer left the text shown (AnswerDiverged) ....... ask again as user_turn
     content policy; outside ``fallback_on``; terminate after content ... stop
     the target refused an assistant prefill ............................ ask again as user_turn
+    another member of the target's pool is left ........................ next target (that
+      member), at once: another deployment beats waiting on this one
     no first token in time (connect, first_token), other targets left .. next target, at once
     retryable, retries left, the breaker allows, and either nothing was
       shown yet or no other target is left, and the wait fits in the
@@ -87,6 +89,8 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     """Retries already made on this target."""
     targets_left: int
     """Targets after this one that may still be tried."""
+    pool_left: int = 0
+    """Of those, the members of this target's pool (they come first)."""
     time_left_s: float
     """Until the request's deadline (``request_timeout_s`` from its start)."""
     breaker_allows: bool
@@ -112,6 +116,8 @@ def decide(policy: RoutePolicy, a: Attempt) -> Decision:
         return Stop(exhausted=False)
     if a.shape == "prefill" and isinstance(failure, InvalidRequest) and not a.produced:
         return AskAgain()  # this target refuses prefills; the failure is still reported
+    if a.pool_left:
+        return NextTarget()
     moving_on: Decision = NextTarget() if a.targets_left else Stop()
     silent = isinstance(failure, UpstreamTimeout) and not a.produced
     if silent and a.targets_left:

@@ -14,9 +14,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
 from router._attempt import Run, Splice, run_attempt
+from router.balance import Load, order
 from router.breaker import CircuitBreaker
 from router.decide import AskAgain, Attempt, NextTarget, Retry, Stop, client_error, decide
-from router.errors import AnswerDiverged, CircuitOpen, ProviderError
+from router.errors import AnswerDiverged, CircuitOpen, ProviderError, UpstreamTimeout
 from router.events import (
     AttemptFailed,
     Done,
@@ -34,7 +35,9 @@ __all__ = ["Engine"]
 
 
 class Engine:
-    """Executes routes. Holds the only cross-request state: one breaker per target.
+    """Executes routes. Holds the only cross-request state: per target, its breaker and
+    its `Load` (requests in flight, recent time to first token); per pool, its
+    round-robin turn. All of it outlives a table, so a hot reload keeps it.
 
     ``clock`` (monotonic seconds), ``rng`` (uniform in [0, 1)) and ``sleep`` come in as
     arguments so that every decision is testable without real time or randomness.
@@ -51,6 +54,8 @@ class Engine:
         self._rng = rng
         self._sleep = sleep
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._loads: dict[str, Load] = {}
+        self._turns: dict[str, int] = {}
 
     def breaker(self, target: str, policy: RoutePolicy) -> CircuitBreaker:
         b = self._breakers.get(target)
@@ -62,6 +67,27 @@ class Engine:
 
     def breaker_states(self) -> dict[str, str]:
         return {name: b.state for name, b in self._breakers.items()}
+
+    def load(self, target: str) -> Load:
+        found = self._loads.get(target)
+        if found is None:
+            found = self._loads[target] = Load()
+        return found
+
+    def _order(self, table: RoutingTable, route: ResolvedRoute) -> dict[Target, int]:
+        """This request's order of the route's targets, each with its entry's number:
+        entry by entry, each pool's members as its balance ranks them now."""
+        if len(route.entries) == len(route.targets):  # no pool: the order as written
+            return {t: i for i, t in enumerate(route.targets)}
+        ordered: dict[Target, int] = {}
+        for i, entry in enumerate(route.entries):
+            turn = 0
+            if entry.balance == "round_robin":
+                turn = self._turns.get(entry.key, 0)
+                self._turns[entry.key] = turn + 1
+            for target in order(entry, self._loads, table.costs, self._rng, turn):
+                ordered.setdefault(target, i)  # a target in two entries: its first
+        return ordered
 
     def stream(
         self,
@@ -102,11 +128,12 @@ class Engine:
         clock = self._clock
         now = clock()
         st = Run(record, clock, now + policy.request_timeout_s, accept_reset)
-        targets = [t for t in route.targets if self._usable(t, policy, now)]
+        entry_of = self._order(table, route)
+        targets = [t for t in entry_of if self._usable(t, policy, now)]
         ignore_breakers = not targets
         if ignore_breakers:  # every breaker is open: trying beats refusing outright
-            targets = list(route.targets)
-        st.record.skipped = [t.name for t in route.targets if t not in targets]
+            targets = list(entry_of)
+        st.record.skipped = [t.name for t in entry_of if t not in targets]
         # Targets asked in the user_turn shape from now on: they refused an assistant
         # prefill, or (restart) their new answer diverged from the text shown.
         user_turn: set[str] = set()
@@ -125,11 +152,17 @@ class Engine:
             attempt = run_attempt(
                 st, target, provider, req, shape, splice, attempt_no, policy, breaker
             )
-            # A consumer that stops early must close the upstream stream now, not whenever
-            # the abandoned generator is collected.
-            async with aclosing(attempt):
-                async for batch in attempt:
-                    yield batch
+            load = self.load(target.name)
+            load.in_flight += 1
+            try:
+                # A consumer that stops early must close the upstream stream now, not
+                # whenever the abandoned generator is collected.
+                async with aclosing(attempt):
+                    async for batch in attempt:
+                        yield batch
+            finally:
+                load.in_flight -= 1
+            self._measured(load, st)
             err = st.error
             if err is None:
                 yield [Done(target.name, st.finish or "stop", st.usage, st.record)]
@@ -147,6 +180,7 @@ class Engine:
                     delivered=st.mid_stream,
                     tries=tries,
                     targets_left=len(targets) - index - 1,
+                    pool_left=sum(entry_of[t] == entry_of[target] for t in targets[index + 1 :]),
                     time_left_s=st.deadline - now,
                     breaker_allows=ignore_breakers or breaker.allow_peek(now),
                     jitter=self._rng(),
@@ -185,6 +219,16 @@ class Engine:
             retry_after = wait
         errors: list[tuple[str, BaseException]] = list(st.errors)
         return Failed(error, st.mid_stream, st.usage, st.record, errors, retry_after)
+
+    @staticmethod
+    def _measured(load: Load, st: Run) -> None:
+        """The attempt's time to first token, for ``least_latency`` pools; a timeout
+        before the first token counts as the time it waited."""
+        rec = st.record.attempts[-1]
+        if rec.ttft_ms is not None:
+            load.first_token(rec.ttft_ms / 1000)
+        elif isinstance(st.error, UpstreamTimeout) and rec.duration_ms is not None:
+            load.first_token(rec.duration_ms / 1000)
 
     def _usable(self, target: Target, policy: RoutePolicy, now: float) -> bool:
         return self.breaker(target.name, policy).allow_peek(now)

@@ -7,7 +7,17 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-__all__ = ["BreakerPolicy", "Budget", "RoutePolicy", "Target", "parse_target"]
+__all__ = [
+    "BALANCES",
+    "Balance",
+    "BreakerPolicy",
+    "Budget",
+    "Pool",
+    "RoutePolicy",
+    "Target",
+    "TargetEntry",
+    "parse_target",
+]
 
 PositiveSeconds = Annotated[float, Meta(gt=0, le=86400)]
 Reason = Literal[
@@ -81,10 +91,51 @@ class Budget(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defau
         return out
 
 
-class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """How one route behaves. ``targets`` are ``provider/model`` strings, in order."""
+Balance = Literal["weighted", "round_robin", "least_busy", "least_latency", "lowest_cost"]
+BALANCES: tuple[Balance, ...] = (
+    "weighted",
+    "round_robin",
+    "least_busy",
+    "least_latency",
+    "lowest_cost",
+)
 
-    targets: Annotated[list[TargetName], Meta(max_length=32)] = msgspec.field(default_factory=list)
+
+class Pool(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """Deployments of one model that share a route entry's load (see `router.balance`).
+
+    ``balance`` orders the usable members for each request: ``weighted`` (random, in
+    proportion to ``weights``, one per member; equal without them), ``round_robin``,
+    ``least_busy`` (fewest requests in flight), ``least_latency`` (lowest recent time to
+    first token, exploring now and then) or ``lowest_cost`` (cheapest price, ties by
+    fewest in flight). A member that fails before the first token is replaced by the
+    next member before the route moves on to its next entry."""
+
+    pool: Annotated[list[TargetName], Meta(min_length=1, max_length=32)]
+    balance: Balance = "weighted"
+    weights: list[Annotated[float, Meta(gt=0, le=1e6)]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and len(self.weights) != len(self.pool):
+            raise ValueError(
+                f"expected one weight per pool member ({len(self.pool)}), got {len(self.weights)}"
+            )
+        if self.weights is not None and self.balance != "weighted":
+            raise ValueError(f"weights apply to balance = 'weighted', not {self.balance!r}")
+        if len(set(self.pool)) != len(self.pool):
+            raise ValueError("a pool names each member once")
+
+
+TargetEntry = TargetName | Pool
+"""One entry of a route's fallback order: a ``provider/model`` string (a pool of one)
+or a `Pool`."""
+
+
+class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How one route behaves. ``targets`` are its entries in fallback order: each a
+    ``provider/model`` string or a `Pool` of them."""
+
+    targets: Annotated[list[TargetEntry], Meta(max_length=32)] = msgspec.field(default_factory=list)
     stream_fallback_mode: Literal["restart", "prefill", "user_turn", "terminate"] = "prefill"
     """How an answer cut after content was delivered continues (see README): ``prefill``
     continues from the text shown (as ``user_turn`` where the target cannot), ``restart``
@@ -105,6 +156,15 @@ class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Failure reasons that may be retried or fall back; any other failure is returned
     at once. Unset: every retryable or fallback-able failure (see router.errors)."""
     budget: Budget | None = None
+
+    def members(self) -> list[str]:
+        """Every target the route may use, entry by entry, each once."""
+        names = [name for entry in self.targets for name in _names(entry)]
+        return list(dict.fromkeys(names))
+
+
+def _names(entry: TargetEntry) -> list[str]:
+    return entry.pool if isinstance(entry, Pool) else [entry]
 
 
 class Target(msgspec.Struct, frozen=True, gc=False):

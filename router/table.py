@@ -7,10 +7,10 @@ from collections.abc import Mapping
 import msgspec
 
 from router.errors import ConfigError, NoSuchModel
-from router.policy import RoutePolicy, Target, parse_target
+from router.policy import Balance, Pool, RoutePolicy, Target, TargetEntry, parse_target
 from router.provider import Provider
 
-__all__ = ["BARE_PREFIXES", "ResolvedRoute", "RoutingTable", "bare_provider"]
+__all__ = ["BARE_PREFIXES", "Entry", "ResolvedRoute", "RoutingTable", "bare_provider"]
 
 # Model names without a provider resolve by prefix, as the seed library does.
 BARE_PREFIXES: tuple[tuple[str, str], ...] = (
@@ -32,10 +32,34 @@ def bare_provider(model: str) -> str | None:
     return None
 
 
+class Entry(msgspec.Struct, frozen=True, gc=False):
+    """One entry of a route's fallback order: a pool of one or more members."""
+
+    key: str
+    """``route#index``: names the entry's own balancing state (its round-robin turn)."""
+    members: tuple[Target, ...]
+    balance: Balance = "weighted"
+    weights: tuple[float, ...] | None = None
+
+
 class ResolvedRoute(msgspec.Struct, frozen=True, gc=False):
     name: str
     policy: RoutePolicy
     targets: tuple[Target, ...]
+    """Every member of every entry, in order, each once."""
+    entries: tuple[Entry, ...]
+
+
+def _entry(route: str, index: int, entry: TargetEntry) -> Entry:
+    if isinstance(entry, Pool):
+        weights = None if entry.weights is None else tuple(entry.weights)
+        members = tuple(parse_target(t) for t in entry.pool)
+        return Entry(f"{route}#{index}", members, entry.balance, weights)
+    return Entry(f"{route}#{index}", (parse_target(entry),))
+
+
+def _flat(entries: tuple[Entry, ...]) -> tuple[Target, ...]:
+    return tuple(dict.fromkeys(t for e in entries for t in e.members))
 
 
 class RoutingTable:
@@ -49,23 +73,28 @@ class RoutingTable:
         *,
         default_policy: RoutePolicy | None = None,
         revision: int = 0,
+        costs: Mapping[str, float] | None = None,
     ) -> None:
         self.providers = dict(providers)
         self.revision = revision
+        self.costs: Mapping[str, float] = dict(costs or {})
+        """USD per million tokens (input and output together) of each priced target, for
+        ``lowest_cost`` pools."""
         self.default_policy = default_policy or RoutePolicy()
         self.routes: dict[str, ResolvedRoute] = {}
         for name, policy in routes.items():
             if not policy.targets:
                 raise ConfigError("expected at least one target", path=f"routes.{name}.targets")
-            targets = tuple(parse_target(t) for t in policy.targets)
-            for i, target in enumerate(targets):
-                if target.provider not in self.providers:
-                    raise ConfigError(
-                        f"unknown provider {target.provider!r}; expected one of "
-                        f"{sorted(self.providers)}",
-                        path=f"routes.{name}.targets[{i}]",
-                    )
-            self.routes[name] = ResolvedRoute(name, policy, targets)
+            entries = tuple(_entry(name, i, e) for i, e in enumerate(policy.targets))
+            for i, entry in enumerate(entries):
+                for target in entry.members:
+                    if target.provider not in self.providers:
+                        raise ConfigError(
+                            f"unknown provider {target.provider!r}; expected one of "
+                            f"{sorted(self.providers)}",
+                            path=f"routes.{name}.targets[{i}]",
+                        )
+            self.routes[name] = ResolvedRoute(name, policy, _flat(entries), entries)
 
     def resolve(self, model: str) -> ResolvedRoute:
         """A route by name, or a single ``provider/model`` target with the default policy."""
@@ -78,7 +107,7 @@ class RoutingTable:
         if name and provider in self.providers:
             target = Target(provider, name)
             policy = msgspec.structs.replace(self.default_policy, targets=[target.name])
-            return ResolvedRoute(model, policy, (target,))
+            return ResolvedRoute(model, policy, (target,), (Entry(model, (target,)),))
         raise NoSuchModel(
             f"The model {model!r} does not exist: it is neither a route nor a "
             f"provider/model target of a configured provider.",

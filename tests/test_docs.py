@@ -9,14 +9,21 @@ import msgspec
 import pytest
 
 from providers.config import ProviderConfig, ServerSettings
-from router.policy import BreakerPolicy, Budget, RoutePolicy
+from router.policy import BreakerPolicy, Budget, Pool, RoutePolicy
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def settings() -> list[str]:
     names = []
-    for struct in (RoutePolicy, BreakerPolicy, Budget, *get_args(ProviderConfig), ServerSettings):
+    for struct in (
+        RoutePolicy,
+        Pool,
+        BreakerPolicy,
+        Budget,
+        *get_args(ProviderConfig),
+        ServerSettings,
+    ):
         names += [f.name for f in msgspec.structs.fields(struct)]  # type: ignore[arg-type]
     return sorted(set(names))
 

@@ -95,7 +95,7 @@ def _provider_view(view: View, name: str, config: Any, all_config: GatewayConfig
     routes = view.url("routes")
     uses = []
     for route, policy in sorted(all_config.routes.items()):
-        models = [t.partition("/")[2] for t in policy.targets if t.partition("/")[0] == name]
+        models = [t.partition("/")[2] for t in policy.members() if t.partition("/")[0] == name]
         if models:
             uses.append(RouteUse(route, models, f"{routes}#route-{route}"))
     key_env = data.get("api_key_env")

@@ -10,6 +10,7 @@ message is shown next to, and every typed value is shown again.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -18,7 +19,7 @@ from litestar.datastructures import FormMultiDict
 
 from providers.config import GatewayConfig
 from router.errors import ConfigError
-from router.policy import BUDGET_METRICS, BUDGET_PERIODS, RoutePolicy
+from router.policy import BUDGET_METRICS, BUDGET_PERIODS, RoutePolicy, TargetEntry
 from server.dashboard.forms import (
     Form,
     config_message,
@@ -171,7 +172,7 @@ class RouteForm(Form):
         return cls(
             name=name,
             creating=creating,
-            targets=list(policy.targets) or [""],
+            targets=[_row_text(entry) for entry in policy.targets] or [""],
             values={key: show_value(flat.get(key)) for key in SCALARS},
             fallback_on=None if policy.fallback_on is None else sorted(policy.fallback_on),
             expected_revision=revision,
@@ -198,7 +199,7 @@ class RouteForm(Form):
     def data(self) -> dict[str, Any]:
         """The route's table, with the form's strings for `msgspec.convert` to read
         (``strict=False``). An empty field is left out: it takes its default."""
-        data: dict[str, Any] = {"targets": [t for t in self.targets if t]}
+        data: dict[str, Any] = {"targets": [_row_value(t) for t in self.targets if t]}
         for key in SCALARS:
             raw = self.values.get(key, "")
             if not raw.strip():
@@ -233,8 +234,9 @@ class RouteForm(Form):
             else:
                 self._convert({key: value}, value)
         if not any(key.startswith("targets") for key in self.errors):
+            targets = msgspec.convert({"targets": data["targets"]}, RoutePolicy).targets
             probe = GatewayConfig(
-                providers=config.providers, routes={"route": RoutePolicy(targets=data["targets"])}
+                providers=config.providers, routes={"route": RoutePolicy(targets=targets)}
             )
             try:
                 probe.validate("config")
@@ -262,3 +264,22 @@ class RouteForm(Form):
             if row is not None and name.startswith("targets["):
                 name = f"targets[{row}]"
             self.errors.setdefault(name, message)
+
+
+def _row_text(entry: TargetEntry) -> str:
+    """A target row as the form shows it: ``provider/model``, or a pool as its JSON
+    table (``{"pool": ["a/m", "b/m"], "balance": "least_busy"}``)."""
+    if isinstance(entry, str):
+        return entry
+    return json.dumps(msgspec.to_builtins(entry))
+
+
+def _row_value(text: str) -> Any:
+    """What a typed row stands for: a pool's table when it is one (JSON, as shown),
+    else the target string (which validation then names as the row's error)."""
+    if text.startswith("{"):
+        try:
+            return msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return text
+    return text

@@ -107,7 +107,7 @@ class RouteView:
 def _route_view(view: View, health: TargetHealth, name: str, policy: RoutePolicy) -> RouteView:
     states = view.gateway.engine.breaker_states()
     targets = [
-        TargetView(t, states.get(t, "closed"), *health.error_rate(t)) for t in policy.targets
+        TargetView(t, states.get(t, "closed"), *health.error_rate(t)) for t in policy.members()
     ]
     edit, delete = (view.url(h, route=name) for h in ("routes.edit", "routes.delete"))
     return RouteView(name, policy, targets, edit, delete)

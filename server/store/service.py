@@ -316,14 +316,16 @@ def _delete(snap: Snapshot, section: str, name: str) -> Snapshot:
 def _unused(snap: Snapshot, provider: str) -> Snapshot:
     """``snap`` unchanged, or a `ConfigError` naming the first target that uses ``provider``."""
     for route, policy in snap["routes"].items():
-        for i, target in enumerate(policy.get("targets", [])):
-            if str(target).partition("/")[0] == provider:
-                raise ConfigError(
-                    f"provider {provider!r} is still used by route {route!r} ({target!r}); "
-                    f"change or delete the route first",
-                    source="config",
-                    path=f"routes.{route}.targets[{i}]",
-                )
+        for i, entry in enumerate(policy.get("targets", [])):
+            members = entry.get("pool", []) if isinstance(entry, dict) else [entry]
+            for target in members:
+                if str(target).partition("/")[0] == provider:
+                    raise ConfigError(
+                        f"provider {provider!r} is still used by route {route!r} "
+                        f"({target!r}); change or delete the route first",
+                        source="config",
+                        path=f"routes.{route}.targets[{i}]",
+                    )
     return snap
 
 

@@ -400,3 +400,26 @@ async def test_a_routes_budget_is_edited_in_the_form_and_kept_by_other_edits(
     # the form shows the budget, so saving it again for another change keeps it
     form = await dashboard.get("/admin/routes/chat/edit")
     assert _value(form.text, "budget.requests_per_minute") == "60"
+
+
+async def test_a_pool_row_is_saved_shown_again_and_checked_like_the_api(
+    dashboard: Dashboard,
+) -> None:
+    pool = '{"pool": ["old/a", "new/b"], "balance": "least_busy"}'
+    form = {**FULL, **await _form(dashboard), "targets": [pool, "new/b"]}
+    saved = await dashboard.post("/admin/routes/new", data=form)
+    assert saved.status_code == 200, saved.text
+    stored = (await dashboard.gateway.admin.get("/routes/fresh")).json()
+    assert stored["targets"] == [{"pool": ["old/a", "new/b"], "balance": "least_busy"}, "new/b"]
+    edit = await dashboard.get("/admin/routes/fresh/edit")
+    shown = [t.replace("&#34;", '"') for t in _targets(edit.text)]
+    assert shown == [pool, "new/b"]
+
+    bad = {**form, "name": "other", "targets": ['{"pool": ["old/a", "nowhere/m"]}']}
+    refused = await dashboard.post("/admin/routes/new", data=bad)
+    assert refused.status_code == 422
+    message = _error(refused.text, "targets-0")
+    assert message and message.startswith("unknown provider &#39;nowhere&#39;")
+    weights = {**bad, "targets": ['{"pool": ["old/a", "new/b"], "weights": [1]}']}
+    refused = await dashboard.post("/admin/routes/new", data=weights)
+    assert _error(refused.text, "targets-0") == "expected one weight per pool member (2), got 1"

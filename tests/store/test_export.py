@@ -57,3 +57,24 @@ def test_export_refuses_a_value_toml_cannot_write() -> None:
     config = GatewayConfig(providers={"a": AnthropicConfig(api_key_env=None)})
     with pytest.raises(ConfigError, match=r"providers\.a\.api_key_env: cannot be written as TOML"):
         to_toml(config)
+
+
+def test_a_route_with_pools_exports_and_reads_back_the_same() -> None:
+    config = decode_config(
+        {
+            "providers": {"m": {"kind": "mock"}, "n": {"kind": "mock"}},
+            "routes": {
+                "r": {
+                    "targets": [
+                        {"pool": ["m/x", "n/x"], "balance": "weighted", "weights": [3, 1]},
+                        {"pool": ["m/y", "n/y"], "balance": "least_latency"},
+                        "m/z",
+                    ]
+                }
+            },
+        },
+        "test",
+    )
+    text = to_toml(config)
+    assert 'balance = "least_latency"' in text
+    assert reread(text) == config

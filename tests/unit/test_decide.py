@@ -89,6 +89,11 @@ ROWS: list[Any] = [
     (E429, {}, {}, Retry(7.0)),
     (E429_LONG, {}, {}, NextTarget()),
     (E429_LONG, {"targets_left": 0}, {}, Stop()),
+    # --- a pool member that fails leaves the request to another member at once
+    (E429, {"pool_left": 1}, {}, NextTarget()),
+    (E503, {"pool_left": 2, "targets_left": 2}, {}, NextTarget()),
+    (E503, {"pool_left": 1, "produced": True, "delivered": True}, {}, NextTarget()),
+    (POLICY_BLOCK, {"pool_left": 1}, {}, Stop(exhausted=False)),
     # --- the open breaker refuses a retry: move on rather than wait for it
     (E503, {"breaker_allows": False}, {}, NextTarget()),
     # --- a silent or slow first token moves on at once while other targets are left
