@@ -19,6 +19,7 @@ from server.core.admission import Admission
 from server.core.gateway import Gateway
 from server.core.reload import Reloader
 from server.dashboard.auth import DashboardAuth
+from server.dashboard.playground import TokenBook
 from server.errors import NoPolicyStore
 from server.observe import Metrics
 from server.observe.health import TargetHealth
@@ -67,6 +68,10 @@ def assets_ok(state: State) -> bool:
     return bool(state.dashboard_assets_ok)
 
 
+def playground_tokens(state: State) -> TokenBook:
+    return cast(TokenBook, state.playground_tokens)
+
+
 def reloader(state: State) -> Reloader:
     loaded = cast(Reloader | None, state.reloader)
     if loaded is None:
@@ -97,6 +102,7 @@ DEPENDENCIES = {
         "live_heartbeat_s": live_heartbeat_s,
         "dashboard_auth": dashboard_auth,
         "assets_ok": assets_ok,
+        "tokens": playground_tokens,
         "reloader": reloader,
         "store": store,
         "keys": keys,

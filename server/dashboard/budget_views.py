@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from router.policy import Budget
 from server.core.keys import ApiKey
-from server.dashboard.common import View
+from server.dashboard.common import Notice, View
 from server.dashboard.key_views import KeyRow
 from server.store.traffic import Spend
 
@@ -278,6 +278,12 @@ class BudgetsPanel:
     limits: list[LimitView] = field(default_factory=list)
     keys: list[KeySpend] = field(default_factory=list)
     message: str | None = None
+
+    @property
+    def notice(self) -> Notice | None:
+        """Only ever an error: the database could not be read."""
+        return None if self.message is None else Notice(self.message, error=True)
+
     """Why the budgets could not be read (the database failed)."""
 
     @property

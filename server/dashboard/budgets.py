@@ -21,7 +21,6 @@ from typing import Any
 from litestar import get
 from litestar.di import NamedDependency
 from litestar.response import Template
-from sqlalchemy.exc import SQLAlchemyError
 
 from server.core.admission import Admission
 from server.core.budgets import BudgetGate, budget_report
@@ -36,13 +35,12 @@ from server.dashboard.budget_views import (
     spend_windows,
 )
 from server.dashboard.common import View, with_status
+from server.dashboard.forms import STORE_DOWN
 from server.store.traffic import Spend, key_spend
 
 __all__ = ["HANDLERS"]
 
 log = logging.getLogger("llmgate.dashboard")
-
-UNAVAILABLE: tuple[type[Exception], ...] = (SQLAlchemyError, OSError)
 
 
 def _order(keys: Sequence[ApiKey]) -> list[ApiKey]:
@@ -85,7 +83,7 @@ async def budgets_page(
     if gate is not None and reloader is not None:
         try:
             await _fill(panel, view, gate, reloader, now)
-        except UNAVAILABLE as exc:
+        except STORE_DOWN as exc:
             log.warning("dashboard: budgets: the database failed: %s: %s", type(exc).__name__, exc)
             panel.message = (
                 f"The database is unavailable ({type(exc).__name__}): budgets and spend "

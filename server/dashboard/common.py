@@ -13,12 +13,11 @@ it; templates link with ``url_for("routes.edit", name=...)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from litestar import Request
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import Provide
 from litestar.response import Template
 from litestar.template import TemplateProtocol
 
@@ -29,6 +28,7 @@ from server.store import PolicyStore
 __all__ = [
     "DEPENDENCIES",
     "NAV",
+    "Notice",
     "Req",
     "View",
     "fragment",
@@ -62,6 +62,14 @@ class View:
     """None when the gateway serves its file: the pages then show it read-only."""
     assets_ok: bool
     """Whether htmx is installed (``make install``); the shell says so when it is not."""
+
+    @classmethod
+    def of(cls, request: Req) -> View:
+        """The view of ``request``, from what the app holds (`create_app` sets it once):
+        the ``view`` dependency, and what an exception handler, which gets no
+        dependencies, answers with."""
+        state = request.app.state
+        return cls(request, state.gateway, state.reloader, state.dashboard_assets_ok)
 
     @property
     def store(self) -> PolicyStore | None:
@@ -110,6 +118,21 @@ class View:
         return self.page(page_name, active, **context)
 
 
+class Notice(NamedTuple):
+    """A message above a page's list (``#page-notice``): what was done, or an error."""
+
+    message: str
+    error: bool = False
+
+    @property
+    def css(self) -> str:
+        return "notice error" if self.error else "notice"
+
+    @property
+    def role(self) -> str:
+        return "alert" if self.error else "status"
+
+
 def fragment(template: str, **context: Any) -> Template:
     """A ``_``-prefixed partial, for an htmx swap."""
     return Template(template_name=template, context=context)
@@ -126,11 +149,5 @@ def is_htmx(request: Req) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def _view(
-    request: Req, gateway: NamedDependency[Gateway], assets_ok: NamedDependency[bool], state: State
-) -> View:
-    return View(request, gateway, state.reloader, assets_ok)
-
-
-DEPENDENCIES = {"view": Provide(_view, sync_to_thread=False)}
+DEPENDENCIES = {"view": Provide(View.of, sync_to_thread=False)}
 """The dashboard router's own dependencies (the app's are in `server.deps`)."""

@@ -19,7 +19,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from providers.config import split_validation_error
 from router.errors import ConfigError
-from server.dashboard.common import with_status
 from server.errors import ConflictError
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "show_value",
     "store_down_message",
     "validation_message",
-    "with_status",
 ]
 
 log = logging.getLogger("llmgate.dashboard")

@@ -12,6 +12,7 @@ from litestar.datastructures import FormMultiDict
 
 from router.errors import ConfigError
 from server.core.keys import ApiKey
+from server.dashboard.common import Notice
 from server.dashboard.forms import config_message
 from server.store.models import NAME_LENGTH
 
@@ -148,8 +149,8 @@ class KeysPanel:
         return len(self.keys) - self.active_count
 
     @property
-    def notice_role(self) -> str:
-        return "alert" if self.error else "status"
+    def notice(self) -> Notice | None:
+        return None if self.message is None else Notice(self.message, self.error)
 
     @property
     def route_choices(self) -> list[str]:

@@ -18,9 +18,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from litestar import get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.template import TemplateProtocol
@@ -63,38 +64,36 @@ async def _events(
 @dataclass(frozen=True, slots=True)
 class RowEvents:
     """Renders a row as an event: the row partial alone, on one line (an SSE data field
-    cannot hold raw newlines), swapped out of band when it replaces a row shown."""
+    cannot hold raw newlines), swapped out of band when it replaces a row shown. A
+    stream of events is not one `Template` response, so it renders each row itself."""
 
     template: TemplateProtocol
-    view: View
+    details: str
+    """The path of a request's page, less its id."""
+
+    @classmethod
+    def of(cls, view: View) -> RowEvents:
+        details = view.url("requests.detail", request_id="-").removesuffix("-")
+        return cls(view.template("_request_row.html"), details)
 
     def __call__(self, row: LiveRow, event: str) -> ServerSentEventMessage:
-        html = self.template.render(row=RowView.of(row, self.view), oob=event == "update")
+        href = self.details + quote(row.id, safe="")
+        html = self.template.render(row=RowView(row, href), oob=event == "update")
         return ServerSentEventMessage(data=html.replace("\n", " "), event=event)
 
 
-def _row_events(view: NamedDependency[View]) -> RowEvents:
-    """A stream of events is not one `Template` response, so it renders each row
-    itself."""
-    return RowEvents(view.template("_request_row.html"), view)
-
-
-@get(
-    "/live/requests",
-    name="live.feed",
-    dependencies={"row_events": Provide(_row_events, sync_to_thread=False)},
-)
+@get("/live/requests", name="live.feed")
 async def live_requests(
+    view: NamedDependency[View],
     live_feed: NamedDependency[LiveFeed],
     live_heartbeat_s: NamedDependency[float],
-    row_events: NamedDependency[RowEvents],
     route: FromQuery[str] = "",
     status: FromQuery[str] = "",
     target: FromQuery[str] = "",
 ) -> ServerSentEvent:
     """The requests table's feed, filtered like the table."""
     return ServerSentEvent(
-        _events(live_feed, RowFilter(route, status, target), live_heartbeat_s, row_events),
+        _events(live_feed, RowFilter(route, status, target), live_heartbeat_s, RowEvents.of(view)),
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
 

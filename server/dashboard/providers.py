@@ -220,6 +220,7 @@ async def delete_provider(view: NamedDependency[View], provider: FromPath[str]) 
         lambda store: store.delete_provider(provider, actor=ACTOR, expected_revision=expected),
         done=("deleted", provider),
         missing=f"There is no provider named {provider!r} any more.",
+        located=False,  # the store's message names the route that uses it
     )
 
 

@@ -104,8 +104,9 @@ class RouteView:
         return f"opens after {b.failure_threshold} failures, for {show_value(b.cooldown_s)} s"
 
 
-def _route_view(view: View, health: TargetHealth, name: str, policy: RoutePolicy) -> RouteView:
-    states = view.gateway.engine.breaker_states()
+def _route_view(
+    view: View, health: TargetHealth, states: dict[str, str], name: str, policy: RoutePolicy
+) -> RouteView:
     targets = [
         TargetView(t, states.get(t, "closed"), *health.error_rate(t)) for t in policy.members()
     ]
@@ -160,7 +161,10 @@ async def routes_page(
     view: NamedDependency[View], health: NamedDependency[TargetHealth]
 ) -> Template:
     now = await current(view)
-    routes = [_route_view(view, health, *item) for item in sorted(now.config.routes.items())]
+    states = view.gateway.engine.breaker_states()
+    routes = [
+        _route_view(view, health, states, *item) for item in sorted(now.config.routes.items())
+    ]
     return view.page(
         "routes.html",
         "routes",

@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from providers.config import GatewayConfig
 from router.errors import ConfigError
-from server.dashboard.common import Req, View, fragment, with_status
+from server.dashboard.common import Notice, Req, View, fragment, with_status
 from server.dashboard.forms import (
     READ_ONLY,
     STORE_DOWN,
@@ -53,7 +53,6 @@ __all__ = [
     "UNAVAILABLE",
     "Current",
     "Done",
-    "Notice",
     "current",
     "done_notice",
     "expected_revision",
@@ -69,21 +68,6 @@ Refuse = Callable[[Refused], Response[Any]]
 F = TypeVar("F", bound=Form)
 VERBS = ("saved", "deleted", "rolled_back")
 """What a write may have done (`Done.verb`)."""
-
-
-class Notice(NamedTuple):
-    """A message above a page's list (``#page-notice``): what was done, or an error."""
-
-    message: str
-    error: bool = False
-
-    @property
-    def css(self) -> str:
-        return "notice error" if self.error else "notice"
-
-    @property
-    def role(self) -> str:
-        return "alert" if self.error else "status"
 
 
 class Done(NamedTuple):
@@ -161,14 +145,16 @@ async def write(
     done: tuple[str, str],
     missing: str | None = None,
     invalid: str | None = None,
+    located: bool = True,
     refuse: Refuse | None = None,
 ) -> Response[Any]:
     """Run one write of the list ``page`` (``routes``) and answer.
 
     ``done`` is the verb and subject the list then says (``("saved", "chat")``).
     ``missing`` is what a `NotFound` says, ``invalid`` what a `ConfigError`'s message is
-    prefixed with (else it is said alone); ``refuse`` shows a refusal (a form again),
-    a notice of ``page`` by default.
+    prefixed with; ``located`` says whether it names the key path it is about (else
+    the message alone); ``refuse`` shows a refusal (a form again), a notice of ``page``
+    by default.
     """
     store = view.store
     if store is None:
@@ -180,7 +166,8 @@ async def write(
     except NotFound as exc:
         refused = Refused(missing or str(exc), 404)
     except ConfigError as exc:
-        said = f"{invalid}: {exc}" if invalid else str(exc).removeprefix("config: ")
+        said = f"{exc.path}: {exc.detail}" if located and exc.path else exc.detail
+        said = f"{invalid}: {said}" if invalid else said
         refused = Refused(said, 422, exc)
     except msgspec.ValidationError as exc:  # a form checks each field first: not expected
         refused = Refused(validation_message(exc)[0], 422)
@@ -193,8 +180,9 @@ async def write(
             verb, what = done
             query = Done(verb, what, result.revision, not result.written).query()
             return redirect(view, f"{view.url(page)}?{query}")
-        refused = Refused("", 422)
+        refused = Refused("", 422)  # the form's own checks: its fields say why
     if refuse is None:
+        assert refused.message, "only a form's write (`save`) may refuse without a message"
         return notice(view, refused.message, refused.status, page)
     return refuse(refused)
 
@@ -243,14 +231,12 @@ async def current(view: View) -> Current:
 def _unavailable(request: Req, exc: Exception) -> Response[Any]:
     """A page whose store could not be read: a 503 saying so, never a bare 500.
 
-    An exception handler gets the request, not the handler's dependencies: the view is
-    made here from what the app holds, as the dependency makes it."""
+    An exception handler gets the request, not the handler's dependencies."""
     if isinstance(exc, ConfigError):
         message = f"The stored configuration cannot be read: {exc}"
     else:
         message = store_down_message(exc).replace("; nothing was saved", "")
-    state = request.app.state
-    view = View(request, state.gateway, state.reloader, state.dashboard_assets_ok)
+    view = View.of(request)
     page = (request.route_handler.name or "overview").partition(".")[0]
     return notice(view, message, 503, page, back="overview")
 

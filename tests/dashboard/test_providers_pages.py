@@ -183,7 +183,11 @@ async def test_delete_is_refused_while_a_route_uses_the_provider(dashboard: Dash
     await dashboard.get("/admin/providers")
     used = await dashboard.post("/admin/providers/old/delete", data={"expected_revision": "1"})
     assert used.status_code == 422
-    assert "provider &#39;old&#39; is still used by route &#39;chat&#39;" in used.text
+    notice = re.search(r'<div id="page-notice"[^>]*>([^<]*)</div>', used.text)
+    assert notice and notice.group(1) == (
+        "provider &#39;old&#39; is still used by route &#39;chat&#39; (&#39;old/a&#39;); "
+        "change or delete the route first"
+    )
     unused = await dashboard.post("/admin/providers/new/delete", data={"expected_revision": "1"})
     assert unused.status_code == 200
     assert unused.headers["hx-redirect"] == "/admin/providers?deleted=new&revision=2"

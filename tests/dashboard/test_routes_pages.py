@@ -423,3 +423,20 @@ async def test_a_pool_row_is_saved_shown_again_and_checked_like_the_api(
     weights = {**bad, "targets": ['{"pool": ["old/a", "new/b"], "weights": [1]}']}
     refused = await dashboard.post("/admin/routes/new", data=weights)
     assert _error(refused.text, "targets-0") == "expected one weight per pool member (2), got 1"
+
+
+async def test_a_route_named_with_url_characters_is_linked_quoted_once(
+    dashboard: Dashboard,
+) -> None:
+    name = "a b%c#d?e"
+    form = {**FULL, **await _form(dashboard), "name": name}
+    saved = await dashboard.post("/admin/routes/new", data=form)
+    assert saved.status_code == 200, saved.text
+    listed = await dashboard.get("/admin/routes")
+    edit = "/admin/routes/a%20b%25c%23d%3Fe/edit"
+    assert f'href="{edit}"' in listed.text
+    page = await dashboard.get(edit)
+    assert page.status_code == 200 and "Route a b%c#d?e" in page.text
+    updated = await dashboard.post(edit, data={**form, **await _form(dashboard, edit)})
+    assert updated.status_code == 200, updated.text
+    assert (await dashboard.gateway.admin.get("/routes")).json()["routes"][name]["max_retries"] == 1

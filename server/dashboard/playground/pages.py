@@ -16,24 +16,21 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2.environment import TemplateModule
 from litestar import get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, Template
 
-from server.core.gateway import Gateway
-from server.dashboard.common import Req, View, fragment
+from server.dashboard.common import View, fragment
 from server.dashboard.playground.form import Playground, RunForm, RunPanel
 from server.dashboard.playground.render import Renderer, Run, event_pieces
 from server.dashboard.playground.run import messages
-from server.dashboard.playground.tokens import Refused, TokenBook, tokens
+from server.dashboard.playground.tokens import Refused, TokenBook
 
 __all__ = ["HANDLERS", "MAX_TOKEN_CHARS"]
 
 MAX_TOKEN_CHARS = 8_000
 """The token travels in the stream's URL; servers limit the request line (h11: 16 KiB)."""
-_TOKENS = {"tokens": Provide(tokens, sync_to_thread=False)}
 _SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 
 
@@ -50,35 +47,28 @@ async def playground_route(view: NamedDependency[View], route: FromQuery[str] = 
     return fragment("_playground_route.html", playground=_panel(view, RunForm(route=route)))
 
 
-@post("/playground", name="playground.run", status_code=200, dependencies=_TOKENS)
+@post("/playground", name="playground.run", status_code=200)
 async def playground_run(
-    request: Req, view: NamedDependency[View], tokens: NamedDependency[TokenBook]
+    view: NamedDependency[View], tokens: NamedDependency[TokenBook]
 ) -> Template:
-    playground = _submit(view, tokens, RunForm.posted(await request.form()))
+    playground = _submit(view, tokens, RunForm.posted(await view.request.form()))
     return view.answer("_playground.html", "playground.html", "playground", playground=playground)
 
 
-@get(
-    "/playground/stream",
-    name="playground.stream",
-    dependencies={**_TOKENS, "pieces": Provide(event_pieces, sync_to_thread=False)},
-)
+@get("/playground/stream", name="playground.stream")
 async def playground_stream(
-    view: NamedDependency[View],
-    gateway: NamedDependency[Gateway],
-    tokens: NamedDependency[TokenBook],
-    pieces: NamedDependency[TemplateModule],
-    token: FromQuery[str] = "",
+    view: NamedDependency[View], tokens: NamedDependency[TokenBook], token: FromQuery[str] = ""
 ) -> ServerSentEvent:
     """The run of a token, as SSE. A refused token still answers 200 with a
     ``refused`` event and ``end``: the SSE extension would reconnect after an error
     status, again and again, where ``end`` makes it close."""
+    pieces = event_pieces(view)
     try:
         spec = tokens.redeem(token, time.time())
     except Refused as exc:
         return ServerSentEvent(Renderer(pieces).refused(str(exc)), headers=_SSE_HEADERS)
     render = Renderer(pieces, Run.new(spec, view))
-    return ServerSentEvent(messages(gateway, render), headers=_SSE_HEADERS)
+    return ServerSentEvent(messages(view.gateway, render), headers=_SSE_HEADERS)
 
 
 def _panel(view: View, form: RunForm, **rest: Any) -> Playground:

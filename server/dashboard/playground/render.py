@@ -16,7 +16,6 @@ from typing import Any
 
 import jinja2
 from jinja2.environment import TemplateModule
-from litestar.di import NamedDependency
 from litestar.response import ServerSentEventMessage
 
 from router.events import (
@@ -56,7 +55,7 @@ _LOG: dict[type[Event], str] = {
 _OUTCOME: dict[type[Event], str] = {Done: "outcome_done", Failed: "outcome_failed"}
 
 
-def event_pieces(view: NamedDependency[View]) -> TemplateModule:
+def event_pieces(view: View) -> TemplateModule:
     """The macros of ``_playground_event.html``: a stream renders HTML while it runs,
     not as its response."""
     template = view.template("_playground_event.html")

@@ -15,15 +15,13 @@ import hashlib
 import hmac
 import os
 import zlib
-from typing import cast
 
 import msgspec
-from litestar.datastructures import State
 
 from server.dashboard.auth import DashboardAuth
 from server.dashboard.playground.simulate import Simulate
 
-__all__ = ["TOKEN_TTL_S", "Refused", "RunSpec", "TokenBook", "tokens"]
+__all__ = ["TOKEN_TTL_S", "Refused", "RunSpec", "TokenBook"]
 
 TOKEN_TTL_S = 60.0
 
@@ -101,11 +99,6 @@ class TokenBook:
             raise Refused("This run has already been streamed: run the prompt again.")
         self._used[ticket.nonce] = ticket.expires
         return ticket.spec
-
-
-def tokens(state: State) -> TokenBook:
-    """The app's book (`create_app` makes it), for the handlers that take ``tokens``."""
-    return cast(TokenBook, state.playground_tokens)
 
 
 def _b64(data: bytes) -> str:
