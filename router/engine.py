@@ -23,6 +23,7 @@ from router.events import (
     Done,
     Event,
     Failed,
+    PoolChoice,
     RequestRecord,
     Shape,
 )
@@ -74,9 +75,11 @@ class Engine:
             found = self._loads[target] = Load()
         return found
 
-    def _order(self, table: RoutingTable, route: ResolvedRoute) -> dict[Target, int]:
+    def _order(
+        self, table: RoutingTable, route: ResolvedRoute, record: RequestRecord
+    ) -> dict[Target, int]:
         """This request's order of the route's targets, each with its entry's number:
-        entry by entry, each pool's members as its balance ranks them now."""
+        entry by entry, each pool's members as its balance ranks them now (recorded)."""
         if len(route.entries) == len(route.targets):  # no pool: the order as written
             return {t: i for i, t in enumerate(route.targets)}
         ordered: dict[Target, int] = {}
@@ -85,7 +88,11 @@ class Engine:
             if entry.balance == "round_robin":
                 turn = self._turns.get(entry.key, 0)
                 self._turns[entry.key] = turn + 1
-            for target in order(entry, self._loads, table.costs, self._rng, turn):
+            ranked = order(entry, self._loads, table.costs, self._rng, turn)
+            if len(ranked) > 1:
+                names = [t.name for t in ranked]
+                record.pools.append(PoolChoice(entry=i, balance=entry.balance, order=names))
+            for target in ranked:
                 ordered.setdefault(target, i)  # a target in two entries: its first
         return ordered
 
@@ -128,7 +135,7 @@ class Engine:
         clock = self._clock
         now = clock()
         st = Run(record, clock, now + policy.request_timeout_s, accept_reset)
-        entry_of = self._order(table, route)
+        entry_of = self._order(table, route, st.record)
         targets = [t for t in entry_of if self._usable(t, policy, now)]
         ignore_breakers = not targets
         if ignore_breakers:  # every breaker is open: trying beats refusing outright

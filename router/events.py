@@ -124,6 +124,17 @@ class SwitchRecord(msgspec.Struct, kw_only=True):
     reset: bool = False
 
 
+class PoolChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How one pool of the route ranked its members for this request: why its targets
+    were tried in the order they were."""
+
+    entry: int
+    """The pool's place in the route's ``targets``."""
+    balance: str
+    order: list[str]
+    """Its members, first choice first (those whose breaker is open included)."""
+
+
 class RequestRecord(msgspec.Struct, kw_only=True):
     """Everything that happened to one request; the final event carries it."""
 
@@ -133,6 +144,8 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     switches: list[SwitchRecord] = msgspec.field(default_factory=list)
     skipped: list[str] = msgspec.field(default_factory=list)
     """Targets passed over because their circuit breaker was open."""
+    pools: list[PoolChoice] = msgspec.field(default_factory=list)
+    """The order each pool of more than one member chose (`router.balance`)."""
     client: str | None = None
     """Who asked, as the caller names it (the gateway: an API key's id); not used here."""
 

@@ -79,13 +79,31 @@ class SkippedItem:
     target: str
 
 
-TimelineItem = SkippedItem | SwitchItem | AttemptItem
+@dataclass(frozen=True, slots=True)
+class PoolItem:
+    """How a pool ranked its members for the request."""
+
+    kind: ClassVar[str] = "pool"
+    balance: str
+    order: list[str]
+
+    @classmethod
+    def of(cls, choice: Mapping[str, Any]) -> PoolItem:
+        return cls(str(choice.get("balance", "")), [str(t) for t in choice.get("order") or []])
+
+    @property
+    def text(self) -> str:
+        return " → ".join(self.order)
+
+
+TimelineItem = PoolItem | SkippedItem | SwitchItem | AttemptItem
 
 
 def timeline(record: Mapping[str, Any]) -> list[TimelineItem]:
     """The attempts in order, each stream switch just before the attempt it switched
-    to, skipped targets first."""
-    items: list[TimelineItem] = [SkippedItem(t) for t in record.get("skipped") or []]
+    to; first how each pool ranked its members, and the targets skipped."""
+    items: list[TimelineItem] = [PoolItem.of(c) for c in record.get("pools") or []]
+    items += [SkippedItem(t) for t in record.get("skipped") or []]
     switches = [SwitchItem.of(s) for s in record.get("switches") or []]
     for attempt in (AttemptItem.of(a) for a in record.get("attempts") or []):
         if switches and attempt.switched_to_by(switches[0]):

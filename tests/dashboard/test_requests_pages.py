@@ -372,3 +372,23 @@ async def test_a_cursor_of_non_ascii_digits_is_an_inline_error_not_a_crash(
     for cursor in ("%C2%B2.x", "%D9%A3%D9%A4.x", "1" * 30 + ".x"):
         page = await dashboard.get(f"/admin/requests?before={cursor}")
         assert page.status_code in (200, 422), (cursor, page.status_code)
+
+
+async def test_the_detail_page_says_how_each_pool_ranked_its_members(
+    dashboard: Dashboard, engine: AsyncEngine
+) -> None:
+    record = {
+        "request_id": "chatcmpl-000003",
+        "route": "chat",
+        "attempts": [
+            {"attempt": 1, "target": "new/b", "outcome": "failed", "error_type": "rate_limited"},
+            {"attempt": 2, "target": "old/a", "outcome": "ok", "chars": 4},
+        ],
+        "pools": [{"entry": 0, "balance": "least_busy", "order": ["new/b", "old/a"]}],
+    }
+    await insert_rows(engine, [log_row(3, datetime.now(UTC), record=record, target="old/a")])
+    text = (await dashboard.get("/admin/requests/chatcmpl-000003")).text
+    choice = re.search(r'<li class="pool-choice">(.*?)</li>', text)
+    assert choice and "least_busy" in choice.group(1)
+    assert "new/b → old/a" in choice.group(1)
+    assert text.index('class="pool-choice"') < text.index('id="attempt-1"')

@@ -29,6 +29,9 @@ def test_a_rate_limited_member_hands_the_request_to_another_member_at_once(
         ("up/east", "failed", "rate_limited"),
         ("up/west", "ok", None),
     ]
+    assert record_of(chunks)["pools"] == [
+        {"entry": 0, "balance": "round_robin", "order": ["up/east", "up/west"]}
+    ]
     # no retry of the rate-limited deployment, no wait, and the next entry never asked
     sent = [len(upstream.requests_for(m)) for m in ("east", "west", "backup")]
     assert sent == [1, 1, 0]
