@@ -9,12 +9,13 @@ random source and the entry's round-robin turn come in as arguments.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from hashlib import blake2b
 from math import log
 
 from router.policy import Target
 from router.table import Entry
 
-__all__ = ["EXPLORE", "Load", "order"]
+__all__ = ["EXPLORE", "Load", "by_session", "order"]
 
 EXPLORE = 0.05
 """``least_latency``: the share of requests that put a random member first, so that a
@@ -91,3 +92,25 @@ def _weighted(
     fallbacks in the same proportions. One random number per member, then a sort."""
     keys = {t: log(1.0 - rng()) / w for t, w in zip(members, weights, strict=True)}
     return sorted(members, key=keys.__getitem__, reverse=True)
+
+
+def by_session(entry: Entry, session: str) -> list[Target]:
+    """The members of ``entry`` for one session, its own member first (``affinity =
+    "session"``): rendezvous hashing, weighted by ``weights`` where the pool has them.
+
+    Each member scores ``w / -ln(u)`` with ``u`` a hash of (session, member) in (0, 1):
+    the order depends on nothing but those, so every process and node puts a session
+    on the same member without sharing anything. When that member cannot be used
+    (its breaker is open, it failed), the session goes to its second member, and only
+    the sessions of that member move; when it recovers they come back. A member added
+    to the pool takes over only the sessions it now wins."""
+    weights = entry.weights or (1.0,) * len(entry.members)
+    prefix = session.encode() + b"\0"
+
+    def score(member: tuple[Target, float]) -> float:
+        digest = blake2b(prefix + member[0].name.encode(), digest_size=8).digest()
+        u = (int.from_bytes(digest, "big") + 0.5) / 2.0**64
+        return -member[1] / log(u)
+
+    ranked = sorted(zip(entry.members, weights, strict=True), key=score, reverse=True)
+    return [target for target, _ in ranked]

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
 from router._attempt import Run, Splice, run_attempt
-from router.balance import Load, order
+from router.balance import Load, by_session, order
 from router.breaker import CircuitBreaker
 from router.decide import AskAgain, Attempt, NextTarget, Retry, Stop, client_error, decide
 from router.errors import AnswerDiverged, CircuitOpen, ProviderError, UpstreamTimeout
@@ -76,22 +76,35 @@ class Engine:
         return found
 
     def _order(
-        self, table: RoutingTable, route: ResolvedRoute, record: RequestRecord
+        self, table: RoutingTable, route: ResolvedRoute, record: RequestRecord, session: str | None
     ) -> dict[Target, int]:
         """This request's order of the route's targets, each with its entry's number:
-        entry by entry, each pool's members as its balance ranks them now (recorded)."""
+        entry by entry, each pool's members as its balance ranks them now, or as the
+        session's affinity does (recorded)."""
         if len(route.entries) == len(route.targets):  # no pool: the order as written
             return {t: i for i, t in enumerate(route.targets)}
         ordered: dict[Target, int] = {}
+        key = session if route.policy.affinity == "session" else None
+        sticky = key is not None
         for i, entry in enumerate(route.entries):
-            turn = 0
-            if entry.balance == "round_robin":
-                turn = self._turns.get(entry.key, 0)
-                self._turns[entry.key] = turn + 1
-            ranked = order(entry, self._loads, table.costs, self._rng, turn)
+            if key is not None and len(entry.members) > 1:
+                ranked = by_session(entry, key)
+            else:
+                turn = 0
+                if entry.balance == "round_robin":
+                    turn = self._turns.get(entry.key, 0)
+                    self._turns[entry.key] = turn + 1
+                ranked = order(entry, self._loads, table.costs, self._rng, turn)
             if len(ranked) > 1:
                 names = [t.name for t in ranked]
-                record.pools.append(PoolChoice(entry=i, balance=entry.balance, order=names))
+                record.pools.append(
+                    PoolChoice(
+                        entry=i,
+                        balance="session" if sticky else entry.balance,
+                        order=names,
+                        affinity="hit" if sticky else None,
+                    )
+                )
             for target in ranked:
                 ordered.setdefault(target, i)  # a target in two entries: its first
         return ordered
@@ -105,9 +118,13 @@ class Engine:
         request_id: str,
         record: RequestRecord | None = None,
         accept_reset: bool = False,
+        session: str | None = None,
     ) -> AsyncGenerator[list[Event], None]:
         """Resolve ``model`` now (raising `NoSuchModel` at once) and return the event
         stream. Nothing is sent upstream until the stream is iterated.
+
+        ``session`` names the conversation the request belongs to, for a route with
+        ``affinity = "session"`` (the caller scopes it to its client).
 
         ``record``, if given, is the `RequestRecord` the run fills in (its ``route`` is
         set here): a caller that stops the stream before its final event can still read
@@ -121,7 +138,7 @@ class Engine:
             record = RequestRecord(request_id=request_id, route=route.name)
         else:
             record.route = route.name
-        return self._run(table, route, request, record, accept_reset)
+        return self._run(table, route, request, record, accept_reset, session)
 
     async def _run(
         self,
@@ -130,16 +147,20 @@ class Engine:
         request: ProviderRequest,
         record: RequestRecord,
         accept_reset: bool,
+        session: str | None,
     ) -> AsyncGenerator[list[Event], None]:
         policy = route.policy
         clock = self._clock
         now = clock()
         st = Run(record, clock, now + policy.request_timeout_s, accept_reset)
-        entry_of = self._order(table, route, st.record)
+        entry_of = self._order(table, route, st.record, session)
         targets = [t for t in entry_of if self._usable(t, policy, now)]
         ignore_breakers = not targets
         if ignore_breakers:  # every breaker is open: trying beats refusing outright
             targets = list(entry_of)
+        for choice in st.record.pools:
+            if choice.affinity == "hit" and choice.order[0] not in {t.name for t in targets}:
+                choice.affinity = "moved"
         st.record.skipped = [t.name for t in entry_of if t not in targets]
         # Targets asked in the user_turn shape from now on: they refused an assistant
         # prefill, or (restart) their new answer diverged from the text shown.

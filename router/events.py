@@ -133,6 +133,9 @@ class PoolChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
     balance: str
     order: list[str]
     """Its members, first choice first (those whose breaker is open included)."""
+    affinity: Literal["hit", "moved"] | None = None
+    """With session affinity: ``hit`` when the session's own member was usable,
+    ``moved`` when it was not and the session went to its next one."""
 
 
 class RequestRecord(msgspec.Struct, kw_only=True):

@@ -156,6 +156,9 @@ class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Failure reasons that may be retried or fall back; any other failure is returned
     at once. Unset: every retryable or fallback-able failure (see router.errors)."""
     budget: Budget | None = None
+    affinity: Literal["off", "session"] = "off"
+    """``session``: the requests of one session go to the same member of each pool
+    while it is usable (its prompt cache keeps hitting); see `router.balance.by_session`."""
 
     def members(self) -> list[str]:
         """Every target the route may use, entry by entry, each once."""

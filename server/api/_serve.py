@@ -54,6 +54,7 @@ __all__ = [
     "final_headers",
     "id_headers",
     "record_summary",
+    "session_of",
 ]
 
 log = logging.getLogger("llmgate")
@@ -70,6 +71,10 @@ class Call(Protocol):
     def request(self) -> ProviderRequest: ...
     @property
     def stream(self) -> bool: ...
+    @property
+    def session(self) -> str | None:
+        """The session the body names (OpenAI's ``user``, Anthropic's
+        ``metadata.user_id``), for affinity."""
 
 
 C = TypeVar("C", bound=Call)
@@ -118,6 +123,22 @@ def id_headers(request: Request[Any, Any, Any], also: str | None = None) -> dict
     if also is not None:
         headers[also] = request_id
     return headers
+
+
+SESSION_HEADERS = ("x-llmgate-session", "x-claude-code-session-id", "session_id")
+"""Where a session's name may come from besides the body, in order of precedence after
+llmgate's own header: the body's ``user`` (OpenAI) or ``metadata.user_id`` (Anthropic),
+then the headers coding agents send on every request of a session (Claude Code's
+``x-claude-code-session-id``, Codex's ``session_id``)."""
+
+
+def session_of(headers: Headers, call: Call, client: str) -> str | None:
+    """The session a request belongs to, scoped to the client's key (two clients'
+    sessions of the same name are not one), or None."""
+    name = headers.get(SESSION_HEADERS[0]) or call.session
+    for header in SESSION_HEADERS[1:]:
+        name = name or headers.get(header)
+    return f"{client}\0{name}" if name else None
 
 
 def answered_model(target: str) -> str:
@@ -171,6 +192,7 @@ class Door(Generic[C]):
             key.id if key else None,
             # A whole answer is folded with any draft a reset discards already gone.
             accept_reset=not call.stream or accepts_reset(request.headers),
+            session=session_of(request.headers, call, key.id if key else ""),
         )
         headers = id_headers(request, wire.id_header)
         if model != call.model:  # the route's budget is spent: a cheaper route answers

@@ -120,14 +120,21 @@ class Gateway:
         client: str | None = None,
         *,
         accept_reset: bool = False,
+        session: str | None = None,
     ) -> AsyncIterator[list[Event]]:
         """The engine's event stream for one request, on the current table snapshot;
         ``client`` (an API key's id) is kept in its record for the request log.
         ``accept_reset``: the consumer discards what it showed on a `Reset` event (see
-        `Engine.stream`); no other consumer is ever sent one."""
+        `Engine.stream`); no other consumer is ever sent one. ``session`` names the
+        conversation, for routes with session affinity."""
         if not self._observers:
             return self.engine.stream(
-                self.table, model, request, request_id=request_id, accept_reset=accept_reset
+                self.table,
+                model,
+                request,
+                request_id=request_id,
+                accept_reset=accept_reset,
+                session=session,
             )
         record = RequestRecord(request_id=request_id, route=model, client=client)
         events = self.engine.stream(
@@ -137,6 +144,7 @@ class Gateway:
             request_id=request_id,
             record=record,
             accept_reset=accept_reset,
+            session=session,
         )
         for hook in self._on_start:
             hook(record)

@@ -3,6 +3,7 @@ upstream whose models stand for a pool's deployments."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from tests.fakes.openai_upstream import Status, Stream
@@ -71,3 +72,74 @@ def test_a_cut_member_is_continued_by_another_member_of_its_pool(
     assert [t for t, _, _ in outcomes(record_of(chunks))] == ["up/east", "up/west"]
     continued = upstream.requests_for("west")[0]["messages"]
     assert continued[-1] == {"role": "assistant", "content": "The answer "}
+
+
+def _served(chunks: list[Any]) -> str:
+    return str(record_of(chunks)["attempts"][-1]["target"])
+
+
+def test_session_affinity_keeps_a_session_on_one_member_in_two_gateways_and_spreads_sessions(
+    make_gateway: Any, upstream: Any
+) -> None:
+    members = ["a", "b", "c"]
+    for model in members:
+        upstream.script(model, Stream([f"from {model}"]))
+    route = {"targets": [{"pool": [f"up/{m}" for m in members]}], "affinity": "session"}
+    gateways = [make_gateway(routes={"chat": route}) for _ in range(2)]
+    clients = [gw.client() for gw in gateways]
+
+    session = {"x-llmgate-session": "conversation-1"}
+    served = {
+        _served(stream_text(clients[i % 2], "chat", extra_headers=session)[1]) for i in range(20)
+    }
+    assert len(served) == 1  # twenty requests, both gateways, one member
+
+    homes = Counter(
+        _served(stream_text(clients[0], "chat", user=f"user-{i}")[1]) for i in range(20)
+    )
+    assert len(homes) >= 2  # twenty sessions (OpenAI's `user`) spread over the members
+    # a session named by a coding agent's header is kept too
+    agent = {"x-claude-code-session-id": "0f1e2d3c"}
+    assert len({_served(stream_text(c, "chat", extra_headers=agent)[1]) for c in clients}) == 1
+
+
+def test_a_session_whose_member_fails_moves_and_the_others_stay(
+    make_gateway: Any, upstream: Any
+) -> None:
+    members = ["a", "b", "c"]
+    for model in members:
+        upstream.script(model, Stream([f"from {model}"]))
+    route = {
+        "targets": [{"pool": [f"up/{m}" for m in members]}],
+        "affinity": "session",
+        "breaker": {"failure_threshold": 1, "cooldown_s": 60},
+    }
+    gw = make_gateway(routes={"chat": route})
+    client = gw.client()
+    users = [f"user-{i}" for i in range(12)]
+    home = {u: _served(stream_text(client, "chat", user=u)[1]) for u in users}
+    lost = home[users[0]]
+    upstream.script(lost.partition("/")[2], Status(503))
+    after = {u: _served(stream_text(client, "chat", user=u)[1]) for u in users}
+    assert {u for u in users if after[u] != home[u]} == {u for u in users if home[u] == lost}
+    # the member's breaker is open now: its sessions go straight to their next member
+    record = record_of(stream_text(client, "chat", user=users[0])[1])
+    assert record["pools"][0]["affinity"] == "moved" and record["skipped"] == [lost]
+    assert [a["target"] for a in record["attempts"]] == [after[users[0]]]
+
+
+def test_anthropic_metadata_user_id_names_the_session(make_gateway: Any, upstream: Any) -> None:
+    members = ["a", "b", "c"]
+    for model in members:
+        upstream.script(model, Stream([f"from {model}"]))
+    route = {"targets": [{"pool": [f"up/{m}" for m in members]}], "affinity": "session"}
+    client = make_gateway(routes={"chat": route}).anthropic()
+    for _ in range(6):
+        client.messages.create(
+            model="chat",
+            max_tokens=16,
+            messages=[{"role": "user", "content": "hi"}],
+            metadata={"user_id": "user-42"},
+        )
+    used = [m for m in members if upstream.requests_for(m)]
+    assert len(used) == 1 and len(upstream.requests_for(used[0])) == 6

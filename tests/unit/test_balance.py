@@ -9,7 +9,7 @@ from collections import Counter
 import msgspec
 import pytest
 
-from router.balance import EXPLORE, Load, order
+from router.balance import EXPLORE, Load, by_session, order
 from router.engine import Engine
 from router.events import Done, Event
 from router.policy import Balance, Pool, RoutePolicy, Target
@@ -184,3 +184,73 @@ async def test_loads_outlive_a_new_table(clock: SteadyClock) -> None:
     assert measured is not None
     await run(engine, pool_table("least_latency", a, b))  # a hot reload's new table
     assert engine.load("a/m").ttft_s is not None and engine.load("b/m").ttft_s is not None
+
+
+# --- session affinity -------------------------------------------------------------------
+
+ABC = Entry("r#0", (A, B, C))
+
+
+def test_a_session_always_gets_the_same_order_and_sessions_spread_over_the_members() -> None:
+    firsts = Counter(by_session(ABC, f"key\0session-{i}")[0] for i in range(300))
+    assert by_session(ABC, "key\0s") == by_session(Entry("other#1", (A, B, C)), "key\0s")
+    assert set(firsts) == {A, B, C} and min(firsts.values()) > 70
+
+
+def test_removing_a_member_moves_only_its_own_sessions() -> None:
+    sessions = [f"key\0session-{i}" for i in range(300)]
+    before = {s: by_session(ABC, s)[0] for s in sessions}
+    after = {s: by_session(Entry("r#0", (A, C)), s)[0] for s in sessions}
+    moved = {s for s in sessions if before[s] != after[s]}
+    assert moved == {s for s in sessions if before[s] == B}
+    # and the second member of each of them is where it goes
+    assert all(after[s] == by_session(ABC, s)[1] for s in moved)
+
+
+def test_weights_share_sessions_in_proportion() -> None:
+    weighted = Entry("r#0", (A, B), "weighted", (3.0, 1.0))
+    firsts = Counter(by_session(weighted, f"k\0{i}")[0] for i in range(4000))
+    assert firsts[A] / 4000 == pytest.approx(0.75, abs=0.03)
+
+
+def sticky_table(*providers: FakeProvider) -> RoutingTable:
+    pool = Pool([f"{p.name}/m" for p in providers])
+    policy = RoutePolicy(targets=[pool], max_retries=0, affinity="session")
+    return RoutingTable({p.name: p for p in providers}, {"r": policy})
+
+
+async def served_by(engine: Engine, tbl: RoutingTable, session: str | None) -> tuple[str, Done]:
+    stream = engine.stream(tbl, "r", REQUEST, request_id="req", session=session)
+    events = [event async for batch in stream for event in batch]
+    done = events[-1]
+    assert isinstance(done, Done)
+    return done.model, done
+
+
+async def test_a_session_stays_on_its_member_in_every_engine_and_moves_when_it_fails(
+    clock: SteadyClock,
+) -> None:
+    providers = [FakeProvider(n, *(answer(n) for _ in range(60))) for n in "abc"]
+    tbl = sticky_table(*providers)
+    one, two = Engine(clock=clock, rng=random.random), Engine(clock=clock, rng=random.random)
+    session = "key\0conversation-7"
+    home, done = await served_by(one, tbl, session)
+    assert done.record.pools[0].affinity == "hit"
+    for engine in (one, two) * 5:  # two processes: nothing shared but the hash
+        assert (await served_by(engine, tbl, session))[0] == home
+
+    own = next(p for p in providers if f"{p.name}/m" == home)
+    own.scripts.insert(0, [down()])
+    moved_to, done = await served_by(one, tbl, session)
+    assert moved_to != home and done.record.attempts[0].target == home
+    assert moved_to == by_session(tbl.routes["r"].entries[0], session)[1].name
+
+
+async def test_without_a_session_the_pool_balances_as_usual(clock: SteadyClock) -> None:
+    providers = [FakeProvider(n, *(answer(n) for _ in range(3))) for n in "ab"]
+    pool = Pool(["a/m", "b/m"], "round_robin")
+    policy = RoutePolicy(targets=[pool], affinity="session")
+    tbl = RoutingTable({p.name: p for p in providers}, {"r": policy})
+    engine = Engine(clock=clock, rng=random.random)
+    served = [(await served_by(engine, tbl, None))[0] for _ in range(4)]
+    assert served == ["a/m", "b/m", "a/m", "b/m"]

@@ -54,6 +54,8 @@ class MessagesCall(msgspec.Struct, gc=False):
     model: str
     request: ProviderRequest
     stream: bool
+    session: str | None = None
+    """``metadata.user_id``: a session key for affinity."""
 
 
 def parse_messages_request(body: bytes) -> MessagesCall:
@@ -62,7 +64,9 @@ def parse_messages_request(body: bytes) -> MessagesCall:
     req = decode_messages_request(body)
     if req.max_tokens is None:
         raise RequestError("max_tokens: Object missing required field", param="max_tokens")
-    return MessagesCall(req.model, provider_request(req), req.stream)
+    user = (req.metadata or {}).get("user_id")
+    session = user if isinstance(user, str) and user else None
+    return MessagesCall(req.model, provider_request(req), req.stream, session)
 
 
 def provider_request(req: MessagesRequest) -> ProviderRequest:

@@ -33,6 +33,8 @@ class ChatCall(msgspec.Struct, gc=False):
     request: ProviderRequest
     stream: bool
     include_usage: bool
+    session: str | None = None
+    """The ``user`` field: OpenAI's name for the end user, a session key for affinity."""
 
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
@@ -69,7 +71,9 @@ def parse_chat_request(body: bytes) -> ChatCall:
             raise RequestError(why, param=name, code="unsupported_parameter")
     params = {k: v for k, v in data.items() if k not in _OWN and v is not None}
     include_usage = bool(options and options.get("include_usage"))
-    return ChatCall(model, ProviderRequest(messages, params), stream, include_usage)
+    user = data.get("user")
+    session = user if isinstance(user, str) and user else None
+    return ChatCall(model, ProviderRequest(messages, params), stream, include_usage, session)
 
 
 def _decode_body(body: bytes) -> dict[str, Any]:
