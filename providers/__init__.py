@@ -61,6 +61,7 @@ def build_table(
         default_policy=config.defaults,
         revision=revision,
         costs=_costs(config),
+        limits={name: pc.limits for name, pc in config.providers.items()},
     )
 
 

@@ -22,6 +22,7 @@ from providers._stream import Reader, sse_chunks
 from providers.pricing import Price
 from router.errors import ProviderError
 from router.events import Chunk
+from router.policy import Limit
 from router.provider import AttemptOptions, ProviderRequest
 
 __all__ = ["Call", "HTTPAdapter", "HTTPConfig", "request_headers"]
@@ -37,6 +38,8 @@ class _LastFields(
     """Sent with every request, after the kind's own headers (which they may replace)."""
     prices: dict[str, Price] = {}
     """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
+    limits: dict[str, Limit] = {}
+    """Rate limits per model (``"*"``: any other), see `router.limits`."""
 
 
 class HTTPConfig(_LastFields, frozen=True):

@@ -10,6 +10,7 @@ import msgspec
 
 from providers._client import Upstream
 from providers._http import Classifier, error_for_status, transport_errors
+from providers._quota import quota_of
 from providers._sse import SSEParser
 from router.errors import MalformedResponse, ProviderError, StreamInterrupted
 from router.events import Chunk
@@ -90,6 +91,9 @@ async def sse_chunks(
                     failure.retry_after = retry_hint(error_body)
                 raise failure
             headers_seen[0] = True
+            quota = quota_of(response.headers)
+            if quota is not None:
+                yield [quota]
             parser = SSEParser()
             # Looked up once per stream, not per read: this loop is the hot path.
             decode, feed, marker = reader.decoder.decode, reader.feed, reader.end_marker

@@ -22,6 +22,7 @@ from providers._http import error_for_status
 from providers.pricing import Price
 from router.errors import StreamInterrupted
 from router.events import Chunk, Finish, TextDelta, Usage
+from router.policy import Limit
 from router.provider import AttemptOptions, ProviderRequest
 
 __all__ = ["MockConfig", "MockProvider"]
@@ -61,6 +62,8 @@ class MockConfig(
     """Words a user-turn continuation repeats before going on."""
     prices: dict[str, Price] = {}
     """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
+    limits: dict[str, Limit] = {}
+    """Rate limits per model (``"*"``: any other), see `router.limits`."""
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from router.events import (
     AttemptStarted,
     Event,
     Finish,
+    Quota,
     ReasoningDelta,
     RefusalDelta,
     RequestRecord,
@@ -40,6 +41,7 @@ from router.events import (
     ToolCallDelta,
     Usage,
 )
+from router.limits import Meter
 from router.policy import RoutePolicy, Target
 from router.provider import AttemptOptions, Provider, ProviderRequest
 from router.splice import OverlapTrimmer, RestartMatcher
@@ -138,8 +140,10 @@ async def run_attempt(
     attempt_no: int,
     policy: RoutePolicy,
     breaker: CircuitBreaker,
+    meter: Meter,
 ) -> AsyncGenerator[list[Event], None]:
-    """The events of one attempt. Sets ``st.error`` when it fails (None: it succeeded)."""
+    """The events of one attempt. Sets ``st.error`` when it fails (None: it succeeded).
+    What the upstream says of its rate limits goes to the target's ``meter``."""
     rec = AttemptRecord(attempt=attempt_no, target=target.name, shape=shape)
     st.record.attempts.append(rec)
     st.error = None
@@ -199,6 +203,8 @@ async def run_attempt(
                     out.append(chunk)  # type: ignore[arg-type]
                 elif kind is Usage:
                     rec.usage = chunk  # type: ignore[assignment]
+                elif kind is Quota:
+                    meter.heard(clock(), chunk)  # type: ignore[arg-type]
                 elif kind is Finish:
                     finished = True
                     st.finish = chunk.reason  # type: ignore[union-attr]

@@ -17,7 +17,13 @@ from router._attempt import Run, Splice, run_attempt
 from router.balance import Load, by_session, order
 from router.breaker import CircuitBreaker
 from router.decide import AskAgain, Attempt, NextTarget, Retry, Stop, client_error, decide
-from router.errors import AnswerDiverged, CircuitOpen, ProviderError, UpstreamTimeout
+from router.errors import (
+    AnswerDiverged,
+    CircuitOpen,
+    ProviderError,
+    RateLimited,
+    UpstreamTimeout,
+)
 from router.events import (
     AttemptFailed,
     Done,
@@ -27,6 +33,7 @@ from router.events import (
     RequestRecord,
     Shape,
 )
+from router.limits import Meter, estimate_tokens
 from router.policy import RoutePolicy, Target
 from router.provider import Provider, ProviderRequest
 from router.splice import OverlapTrimmer, RestartMatcher
@@ -56,6 +63,7 @@ class Engine:
         self._sleep = sleep
         self._breakers: dict[str, CircuitBreaker] = {}
         self._loads: dict[str, Load] = {}
+        self._meters: dict[str, Meter] = {}
         self._turns: dict[str, int] = {}
 
     def breaker(self, target: str, policy: RoutePolicy) -> CircuitBreaker:
@@ -73,6 +81,12 @@ class Engine:
         found = self._loads.get(target)
         if found is None:
             found = self._loads[target] = Load()
+        return found
+
+    def meter(self, target: str) -> Meter:
+        found = self._meters.get(target)
+        if found is None:
+            found = self._meters[target] = Meter()
         return found
 
     def _order(
@@ -105,6 +119,9 @@ class Engine:
                         affinity="hit" if sticky else None,
                     )
                 )
+            if len(ranked) > 1:  # a member the upstream says is spent goes last
+                now = self._clock()
+                ranked.sort(key=lambda t: self.meter(t.name).pressed(now))
             for target in ranked:
                 ordered.setdefault(target, i)  # a target in two entries: its first
         return ordered
@@ -154,7 +171,26 @@ class Engine:
         now = clock()
         st = Run(record, clock, now + policy.request_timeout_s, accept_reset)
         entry_of = self._order(table, route, st.record, session)
-        targets = [t for t in entry_of if self._usable(t, policy, now)]
+        # Only targets with rate limits are metered: the rest cost nothing here.
+        limits = {t: limit for t in entry_of if (limit := table.limit(t)) is not None}
+        tokens = estimate_tokens(request.messages, request.params) if limits else 0
+        full = {
+            t: wait
+            for t, limit in limits.items()
+            if (wait := self.meter(t.name).wait(now, limit, tokens)) > 0
+        }
+        st.record.at_limit = [t.name for t in full]
+        targets = [t for t in entry_of if t not in full and self._usable(t, policy, now)]
+        if not targets and full:  # every usable target is at its rate limit
+            wait = min(full.values())
+            error = RateLimited(
+                f"every target of {route.name!r} is at its rate limit; "
+                f"one frees up in {wait:.1f} s",
+                retry_after=wait,
+            )
+            yield [Failed(error, False, st.usage, st.record, [], wait)]
+            return
+        entry_of = {t: e for t, e in entry_of.items() if t not in full}
         ignore_breakers = not targets
         if ignore_breakers:  # every breaker is open: trying beats refusing outright
             targets = list(entry_of)
@@ -177,10 +213,11 @@ class Engine:
             provider = table.providers[target.provider]
             req, shape, splice = self._shape(policy, request, st, provider, target, user_turn)
             attempt_no += 1
+            load, meter = self.load(target.name), self.meter(target.name)
             attempt = run_attempt(
-                st, target, provider, req, shape, splice, attempt_no, policy, breaker
+                st, target, provider, req, shape, splice, attempt_no, policy, breaker, meter
             )
-            load = self.load(target.name)
+            metered = meter.start(clock(), tokens) if target in limits else None
             load.in_flight += 1
             try:
                 # A consumer that stops early must close the upstream stream now, not
@@ -192,6 +229,11 @@ class Engine:
                 load.in_flight -= 1
             self._measured(load, st)
             err = st.error
+            used = st.record.attempts[-1].usage
+            if metered is not None and used is not None:
+                meter.settle(metered, used.total_tokens)
+            if isinstance(err, RateLimited):
+                meter.press(clock(), err.retry_after or 1.0)
             if err is None:
                 yield [Done(target.name, st.finish or "stop", st.usage, st.record)]
                 return

@@ -92,7 +92,18 @@ class Finish(msgspec.Struct, tag="finish", gc=False):
     reason: str
 
 
-Chunk = TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | Usage | Finish
+class Quota(msgspec.Struct, tag="quota", gc=False):
+    """What the upstream says is left of its rate limits (OpenAI's
+    ``x-ratelimit-remaining-*``, Anthropic's ``anthropic-ratelimit-*``): a provider
+    yields it first, when the response's headers carry it."""
+
+    requests_left: int | None = None
+    tokens_left: int | None = None
+    reset_s: float | None = None
+    """Seconds until the exhausted one of them (or the later) is replenished."""
+
+
+Chunk = TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | Usage | Finish | Quota
 """What a provider yields."""
 
 
@@ -147,6 +158,8 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     switches: list[SwitchRecord] = msgspec.field(default_factory=list)
     skipped: list[str] = msgspec.field(default_factory=list)
     """Targets passed over because their circuit breaker was open."""
+    at_limit: list[str] = msgspec.field(default_factory=list)
+    """Targets passed over because they reached their rate limit (``limits``)."""
     pools: list[PoolChoice] = msgspec.field(default_factory=list)
     """The order each pool of more than one member chose (`router.balance`)."""
     client: str | None = None

@@ -12,6 +12,7 @@ __all__ = [
     "Balance",
     "BreakerPolicy",
     "Budget",
+    "Limit",
     "Pool",
     "RoutePolicy",
     "Target",
@@ -89,6 +90,16 @@ class Budget(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defau
                 if value is not None:
                     out.append((metric, period, float(value)))
         return out
+
+
+class Limit(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """A deployment's rate limits (``[providers.NAME.limits."model"]``, or ``"*"``): the
+    engine skips a target that reached one in the last minute (see `router.limits`)."""
+
+    rpm: Annotated[int, Meta(ge=1, le=10**9)] | None = None
+    """Requests per minute."""
+    tpm: Annotated[int, Meta(ge=1, le=10**12)] | None = None
+    """Tokens (prompt and completion) per minute."""
 
 
 Balance = Literal["weighted", "round_robin", "least_busy", "least_latency", "lowest_cost"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import msgspec
 
 from router.errors import ConfigError, NoSuchModel
-from router.policy import Balance, Pool, RoutePolicy, Target, TargetEntry, parse_target
+from router.policy import Balance, Limit, Pool, RoutePolicy, Target, TargetEntry, parse_target
 from router.provider import Provider
 
 __all__ = ["BARE_PREFIXES", "Entry", "ResolvedRoute", "RoutingTable", "bare_provider"]
@@ -74,12 +74,14 @@ class RoutingTable:
         default_policy: RoutePolicy | None = None,
         revision: int = 0,
         costs: Mapping[str, float] | None = None,
+        limits: Mapping[str, Mapping[str, Limit]] | None = None,
     ) -> None:
         self.providers = dict(providers)
         self.revision = revision
         self.costs: Mapping[str, float] = dict(costs or {})
         """USD per million tokens (input and output together) of each priced target, for
         ``lowest_cost`` pools."""
+        self._limits = {name: dict(table) for name, table in (limits or {}).items() if table}
         self.default_policy = default_policy or RoutePolicy()
         self.routes: dict[str, ResolvedRoute] = {}
         for name, policy in routes.items():
@@ -95,6 +97,14 @@ class RoutingTable:
                             path=f"routes.{name}.targets[{i}]",
                         )
             self.routes[name] = ResolvedRoute(name, policy, _flat(entries), entries)
+
+    def limit(self, target: Target) -> Limit | None:
+        """The rate limits of ``target``'s deployment (its model's, else its provider's
+        ``"*"``), if any."""
+        table = self._limits.get(target.provider)
+        if table is None:
+            return None
+        return table.get(target.model) or table.get("*")
 
     def resolve(self, model: str) -> ResolvedRoute:
         """A route by name, or a single ``provider/model`` target with the default policy."""

@@ -65,6 +65,7 @@ class Stream(msgspec.Struct, frozen=True):
     ``reasoning`` pieces come first, one ``delta.reasoning_content`` each (DeepSeek's
     field; ``reasoning_field`` names another, such as vLLM's ``reasoning``). ``refusal``
     pieces come after the text, one ``delta.refusal`` each, as OpenAI sends a refusal.
+    ``headers`` are sent with the response's head.
     """
 
     text: list[str]
@@ -80,6 +81,8 @@ class Stream(msgspec.Struct, frozen=True):
     reasoning: list[str] | None = None
     reasoning_field: str = "reasoning_content"
     refusal: list[str] | None = None
+    headers: dict[str, str] | None = None
+    """More response headers (a rate-limit quota, say)."""
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -363,7 +366,8 @@ class FakeUpstream:
 
         out = Pacer(writer)
         send, flush = out.send, out.flush
-        await send(SSE_HEAD)
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (s.headers or {}).items())
+        await send(SSE_HEAD[:-2] + extra.encode() + b"\r\n")
         await send(chunk({"role": "assistant", "content": ""}), s.first_delay_s)
         for piece in s.reasoning or []:
             await send(chunk({"content": None, s.reasoning_field: piece}))

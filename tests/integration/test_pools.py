@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import httpx
+
 from tests.fakes.openai_upstream import Status, Stream
-from tests.integration.test_chat_e2e import outcomes, record_of, stream_text
+from tests.integration.conftest import KEY
+from tests.integration.test_chat_e2e import MESSAGES, outcomes, record_of, stream_text
 
 RATE_LIMITED = Status(
     429,
@@ -143,3 +146,59 @@ def test_anthropic_metadata_user_id_names_the_session(make_gateway: Any, upstrea
         )
     used = [m for m in members if upstream.requests_for(m)]
     assert len(used) == 1 and len(upstream.requests_for(used[0])) == 6
+
+
+def test_a_member_at_its_rpm_is_skipped_and_the_rest_serve_without_errors(
+    make_gateway: Any, upstream: Any
+) -> None:
+    for model in ("east", "west"):
+        upstream.script(model, Stream([f"from {model}"]))
+    providers = {
+        "capped": {
+            "kind": "openai",
+            "base_url": upstream.base_url,
+            "limits": {"east": {"rpm": 2}},
+        }
+    }
+    pool = {"pool": ["capped/east", "capped/west"], "balance": "round_robin"}
+    gw = make_gateway(providers=providers, routes={"chat": {"targets": [pool]}})
+    client = gw.client()
+    answers = [stream_text(client, "chat")[0] for _ in range(8)]
+    assert answers.count("from east") == 2 and answers.count("from west") == 6
+    assert len(upstream.requests_for("east")) == 2  # never sent past its limit
+
+
+def test_every_member_at_its_limit_is_a_429_with_the_earliest_retry_after(
+    make_gateway: Any, upstream: Any
+) -> None:
+    upstream.script("east", Stream(["from east"]))
+    providers = {
+        "capped": {"kind": "openai", "base_url": upstream.base_url, "limits": {"*": {"rpm": 1}}}
+    }
+    gw = make_gateway(providers=providers, routes={"chat": {"targets": ["capped/east"]}})
+    client = gw.client()
+    assert stream_text(client, "chat")[0] == "from east"
+    response = httpx.post(
+        f"{gw.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {KEY}"},
+        json={"model": "chat", "messages": MESSAGES},
+    )
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 50 <= int(response.headers["retry-after"]) <= 60
+    assert response.headers["x-should-retry"] == "false"
+    assert len(upstream.requests_for("east")) == 1
+
+
+def test_a_member_that_says_its_quota_is_spent_gets_the_next_requests_last(
+    make_gateway: Any, upstream: Any
+) -> None:
+    spent = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "30s"}
+    upstream.script("east", Stream(["from east"], headers=spent))
+    upstream.script("west", Stream(["from west"]))
+    pool = {"pool": ["up/east", "up/west"], "balance": "round_robin"}
+    gw = make_gateway(routes={"chat": {"targets": [pool]}})
+    client = gw.client()
+    answers = [stream_text(client, "chat")[0] for _ in range(5)]
+    # east answered once, said it was spent, and then came after west every time
+    assert answers == ["from east"] + ["from west"] * 4
