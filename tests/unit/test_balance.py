@@ -184,3 +184,14 @@ async def test_loads_outlive_a_new_table(clock: SteadyClock) -> None:
     assert measured is not None
     await run(engine, pool_table("least_latency", a, b))  # a hot reload's new table
     assert engine.load("a/m").ttft_s is not None and engine.load("b/m").ttft_s is not None
+
+
+async def test_loads_lists_the_targets_tried_and_reading_creates_none(clock: SteadyClock) -> None:
+    engine = Engine(clock=clock, rng=lambda: 0.5)
+    assert engine.loads() == {}
+    await run(engine, pool_table("round_robin", FakeProvider("a", answer("x")), FakeProvider("b")))
+    loads = engine.loads()
+    assert list(loads) == ["a/m"]  # b was never tried
+    assert loads["a/m"].in_flight == 0 and loads["a/m"].ttft_s is not None
+    loads.clear()  # a snapshot: the engine keeps its own
+    assert list(engine.loads()) == ["a/m"]
