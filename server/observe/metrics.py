@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from itertools import pairwise
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -46,8 +46,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from providers.pricing import PriceBook
 from router.events import (
@@ -60,6 +58,7 @@ from router.events import (
     TextDelta,
     ToolCallDelta,
 )
+from server.observe._scraped import RequestLogCollector, RequestLogStats
 
 __all__ = ["Metrics", "RequestLogStats"]
 
@@ -68,19 +67,6 @@ TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0)
 
 M = TypeVar("M", bound=MetricWrapperBase)
-
-
-class RequestLogStats(Protocol):
-    """What the metrics read from the request log writer when scraped."""
-
-    @property
-    def depth(self) -> int: ...
-    @property
-    def written(self) -> int: ...
-    @property
-    def write_errors(self) -> int: ...
-    @property
-    def drops(self) -> Mapping[str, int]: ...
 
 
 class _Children(Generic[M]):
@@ -238,7 +224,7 @@ class Metrics:
 
     def watch_request_log(self, log: RequestLogStats) -> None:
         """Expose the request log writer's queue depth, writes and drops."""
-        self.registry.register(_RequestLogCollector(log))
+        self.registry.register(RequestLogCollector(log))
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition: ``(body, content type)`` for ``GET /metrics``."""
@@ -288,32 +274,3 @@ class Metrics:
 
 def _attempt(record: RequestRecord, number: int) -> AttemptRecord | None:
     return next((a for a in record.attempts if a.attempt == number), None)
-
-
-class _RequestLogCollector(Collector):
-    def __init__(self, log: RequestLogStats) -> None:
-        self._log = log
-
-    def collect(self) -> Iterable[Metric]:
-        log = self._log
-        yield GaugeMetricFamily(
-            "llmgate_request_log_queue_depth",
-            "Request log rows waiting to be written.",
-            value=log.depth,
-        )
-        yield CounterMetricFamily(
-            "llmgate_request_log_written", "Request log rows written.", value=log.written
-        )
-        yield CounterMetricFamily(
-            "llmgate_request_log_write_errors",
-            "Failed request log writes (each is retried).",
-            value=log.write_errors,
-        )
-        dropped = CounterMetricFamily(
-            "llmgate_request_log_dropped",
-            "Request log rows dropped, by reason.",
-            labels=["reason"],
-        )
-        for reason, count in log.drops.items():
-            dropped.add_metric([reason], count)
-        yield dropped
