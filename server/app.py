@@ -102,6 +102,7 @@ def create_app(
     guard = RetryGuard(config.server.retry_guard_s, config.server.retry_guard_user_agents)
     meter = Metrics(prices=lambda: gateway.prices)
     gateway.observe(meter.observe)
+    meter.watch_loads(gateway.engine.loads)
     health = TargetHealth()
     gateway.observe(health.observe)
     feed = LiveFeed()

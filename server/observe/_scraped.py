@@ -1,15 +1,18 @@
 """What `server.observe.metrics.Metrics` reads only when ``/metrics`` is scraped, never
-per request: the request log writer's counters."""
+per request: the request log writer's counters, and each target's requests in flight
+from the engine's loads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["RequestLogCollector", "RequestLogStats"]
+from router.balance import Load
+
+__all__ = ["LoadCollector", "RequestLogCollector", "RequestLogStats"]
 
 
 class RequestLogStats(Protocol):
@@ -52,3 +55,21 @@ class RequestLogCollector(Collector):
         for reason, count in log.drops.items():
             dropped.add_metric([reason], count)
         yield dropped
+
+
+class LoadCollector(Collector):
+    """``llmgate_target_in_flight{target}``: the engine's count of each target's attempts
+    running now (what ``least_busy`` pools balance on), for every target tried so far."""
+
+    def __init__(self, loads: Callable[[], Mapping[str, Load]]) -> None:
+        self._loads = loads
+
+    def collect(self) -> Iterable[Metric]:
+        in_flight = GaugeMetricFamily(
+            "llmgate_target_in_flight",
+            "Requests in flight on each target (its upstream attempts running now).",
+            labels=["target"],
+        )
+        for target, load in sorted(self._loads().items()):
+            in_flight.add_metric([target], load.in_flight)
+        yield in_flight

@@ -26,15 +26,17 @@ Timed with this observer's clock, from the request's first event batch (its firs
   directly: failed attempts, retry waits and the gateway's own processing.
 
 And, read when scraped: the request log's queue depth, written rows, write errors and
-dropped rows (`watch_request_log`), and ``llmgate_metrics_evicted_requests_total``,
-requests whose state was evicted before they ended (see `Metrics.max_in_flight`).
+dropped rows (`watch_request_log`); ``llmgate_target_in_flight{target}``, each target's
+upstream attempts running now, from the engine's loads (`watch_loads`); and
+``llmgate_metrics_evicted_requests_total``, requests whose state was evicted before they
+ended (see `Metrics.max_in_flight`).
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import pairwise
 from typing import Generic, TypeVar
 
@@ -48,6 +50,7 @@ from prometheus_client import (
 from prometheus_client.metrics import MetricWrapperBase
 
 from providers.pricing import PriceBook
+from router.balance import Load
 from router.events import (
     AttemptRecord,
     AttemptStarted,
@@ -58,7 +61,7 @@ from router.events import (
     TextDelta,
     ToolCallDelta,
 )
-from server.observe._scraped import RequestLogCollector, RequestLogStats
+from server.observe._scraped import LoadCollector, RequestLogCollector, RequestLogStats
 
 __all__ = ["Metrics", "RequestLogStats"]
 
@@ -225,6 +228,11 @@ class Metrics:
     def watch_request_log(self, log: RequestLogStats) -> None:
         """Expose the request log writer's queue depth, writes and drops."""
         self.registry.register(RequestLogCollector(log))
+
+    def watch_loads(self, loads: Callable[[], Mapping[str, Load]]) -> None:
+        """Expose each target's requests in flight, read from ``loads`` (the engine's
+        `router.engine.Engine.loads`) when scraped: nothing per request."""
+        self.registry.register(LoadCollector(loads))
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition: ``(body, content type)`` for ``GET /metrics``."""

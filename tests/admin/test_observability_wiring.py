@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.store import PolicyStore
 from server.store.models import RequestLog
-from tests.admin.conftest import CONFIG, Serve
+from tests.admin.conftest import CONFIG, Serve, ServedGateway
 
 
 async def test_every_request_is_logged_and_counted(serve: Serve, store: PolicyStore) -> None:
@@ -75,3 +75,22 @@ async def test_metrics_count_requests_attempts_and_fallbacks(serve: Serve) -> No
         if name == "llmgate_attempts_total" and ("target", "down/a") in labels
     ]
     assert failed_attempts == [1.0]
+
+
+async def _metrics(gateway: ServedGateway) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample ``GET /metrics`` answers, by name and labels."""
+    response = await gateway.http.get("/metrics")
+    assert response.status_code == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_show_the_requests_in_flight_of_each_target_tried(serve: Serve) -> None:
+    gateway = await serve()
+    assert (await gateway.answer("chat"))[0] == 200
+
+    samples = await _metrics(gateway)
+    assert samples[("llmgate_target_in_flight", frozenset({("target", "old/a")}))] == 0

@@ -23,7 +23,7 @@ from router.events import (
 from server.observe import Metrics, RequestLogWriter
 from server.store import create_engine
 from tests.observe._support import routes, sample, samples, serve
-from tests.unit._fakes import FakeClock, FakeProvider, answer, cut, down, fail, route
+from tests.unit._fakes import REQUEST, FakeClock, FakeProvider, answer, cut, down, fail, route
 
 # --- counts, from requests through the real engine --------------------------------------
 
@@ -284,3 +284,17 @@ async def test_counts_tokens_and_cost_per_target_at_its_price(router: Engine) ->
     # b has no price: its tokens are counted, its cost is not invented
     assert sample(metrics, "llmgate_tokens_total", route="other", target="b/m", kind="prompt") == 50
     assert sample(metrics, "llmgate_cost_usd_total", route="other", target="b/m") is None
+
+
+async def test_exposes_each_targets_requests_in_flight_when_scraped(router: Engine) -> None:
+    metrics = Metrics()
+    metrics.watch_loads(router.loads)
+    a = FakeProvider("a", answer("Hello", " there"))
+    assert not [k for k in samples(metrics) if k[0] == "llmgate_target_in_flight"]
+
+    stream = router.stream(routes([a], chat=route("a")), "chat", REQUEST, request_id="req-1")
+    await anext(stream)  # the attempt has started: it is in flight
+    assert sample(metrics, "llmgate_target_in_flight", target="a/m") == 1
+    async for _ in stream:
+        pass
+    assert sample(metrics, "llmgate_target_in_flight", target="a/m") == 0
