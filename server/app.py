@@ -103,6 +103,7 @@ def create_app(
     meter = Metrics(prices=lambda: gateway.prices)
     gateway.observe(meter.observe)
     meter.watch_loads(gateway.engine.loads)
+    gateway.on_request_start(meter.started)
     health = TargetHealth()
     gateway.observe(health.observe)
     feed = LiveFeed()

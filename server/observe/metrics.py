@@ -15,8 +15,16 @@ Counted when a request ends, from the `RequestRecord` its `Done` or `Failed` car
 - ``llmgate_cost_usd_total{route, target}``: that usage at the target's price
   (`providers.pricing`), for targets that have one.
 
-Timed with this observer's clock, from the request's first event batch (its first
-``AttemptStarted``, yielded before any upstream is contacted):
+Counted as each attempt starts, for the requests the gateway announces (`started`, its
+``on_request_start`` hook, which says the route before the first attempt):
+
+- ``llmgate_selections_total{route, target}``: every upstream attempt started, whether
+  a pool's pick, a retry or a fallback; unlike ``llmgate_attempts_total`` it includes
+  the attempts still running.
+
+Timed with this observer's clock, from the gateway's `started` (or, for a request it
+did not announce, from its first event batch, its first ``AttemptStarted``), which
+comes before any upstream is contacted:
 
 - ``llmgate_request_latency_seconds{route}``: until the final event;
 - ``llmgate_time_to_first_token_seconds{route}``: until the first content batch;
@@ -38,7 +46,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from itertools import pairwise
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -90,12 +98,14 @@ class _Children(Generic[M]):
 
 
 class _Live:
-    """One request in flight: when it began and where its first content came from."""
+    """One request in flight: when it began, its route once the gateway said it
+    (`Metrics.started`), and where its first content came from."""
 
-    __slots__ = ("attempt", "first", "first_attempt", "start")
+    __slots__ = ("attempt", "first", "first_attempt", "route", "start")
 
     def __init__(self, start: float) -> None:
         self.start = start
+        self.route: str | None = None
         self.attempt = 0
         self.first: float | None = None
         self.first_attempt = 0
@@ -199,6 +209,15 @@ class Metrics:
                 registry=r,
             )
         )
+        self.selections = _Children(
+            Counter(
+                "llmgate_selections",
+                "Upstream attempts started, by route and target: each time a target was "
+                "chosen (a pool's pick, a retry or a fallback).",
+                ["route", "target"],
+                registry=r,
+            )
+        )
         self.evicted = Counter(
             "llmgate_metrics_evicted_requests",
             "Requests evicted from tracking before they ended (abandoned streams).",
@@ -218,12 +237,25 @@ class Metrics:
                     break
                 if type(event) is AttemptStarted:
                     live.attempt = event.attempt
-        if batch:  # the outcome travels alone, as the last batch
+        if batch:  # an attempt's start travels alone, and so does the outcome, last
             last = batch[-1]
-            if type(last) is Done:
-                self._end(request_id, live, last.record, "ok")
-            elif type(last) is Failed:
-                self._end(request_id, live, last.record, "partial" if last.partial else "failed")
+            kind = type(last)  # once: this runs for every chunk
+            if kind is AttemptStarted:
+                if live.route is not None:
+                    self.selections(live.route, cast(AttemptStarted, last).target).inc()
+            elif kind is Done:
+                self._end(request_id, live, cast(Done, last).record, "ok")
+            elif kind is Failed:
+                failed = cast(Failed, last)
+                self._end(
+                    request_id, live, failed.record, "partial" if failed.partial else "failed"
+                )
+
+    def started(self, record: RequestRecord) -> None:
+        """The gateway's hook for a request about to run (`Gateway.on_request_start`),
+        its route resolved: from here its attempts are counted as they start, and its
+        timings run."""
+        self._begin(record.request_id).route = record.route
 
     def watch_request_log(self, log: RequestLogStats) -> None:
         """Expose the request log writer's queue depth, writes and drops."""

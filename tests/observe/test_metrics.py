@@ -62,6 +62,31 @@ async def test_counts_retries_and_fallbacks_before_the_first_token(router: Engin
     assert not [k for k in samples(metrics) if k[0] == "llmgate_stream_switches_total"]
 
 
+async def test_counts_each_attempt_as_a_selection_when_it_starts(router: Engine) -> None:
+    metrics = Metrics()
+    a = FakeProvider("a", fail(down()), fail(down()))
+    b = FakeProvider("b", answer("Hi"), answer("Hello", " again"))
+    tbl = routes([a, b], chat=route("a", "b", max_retries=1), solo=route("b"))
+
+    await serve(router, tbl, "chat", "req-1", metrics.observe, started=metrics.started)
+
+    assert sample(metrics, "llmgate_selections_total", route="chat", target="a/m") == 2
+    assert sample(metrics, "llmgate_selections_total", route="chat", target="b/m") == 1
+    # counted as it starts: an attempt still running is a selection already
+    record = RequestRecord(request_id="req-2", route="solo")
+    stream = router.stream(tbl, "solo", REQUEST, request_id="req-2", record=record)
+    metrics.started(record)
+    metrics.observe("req-2", await anext(stream))
+    assert sample(metrics, "llmgate_selections_total", route="solo", target="b/m") == 1
+    assert (
+        sample(
+            metrics, "llmgate_attempts_total", route="solo", target="b/m", outcome="ok", reason=""
+        )
+        is None
+    )
+    await stream.aclose()
+
+
 @pytest.mark.parametrize(
     ("mode", "continuation", "resets"),
     [
@@ -206,6 +231,23 @@ def test_gateway_overhead_is_time_to_first_token_minus_that_of_the_delivering_at
     ]:
         assert sample(metrics, f"{name}_count", route="chat") == 1
         assert sample(metrics, f"{name}_sum", route="chat") == pytest.approx(seconds)
+
+
+def test_timings_run_from_when_the_gateway_started_the_request() -> None:
+    clock = FakeClock()
+    start = clock.now
+    metrics = Metrics(clock=clock)
+
+    metrics.started(RequestRecord(request_id="req-1", route="chat"))
+    for at, batch in FALLBACK_THEN_ANSWER:
+        clock.now = start + 0.1 + at  # the first batch comes 100 ms after the start
+        metrics.observe("req-1", batch)
+
+    assert sample(metrics, "llmgate_request_latency_seconds_sum", route="chat") == pytest.approx(
+        0.9
+    )
+    assert sample(metrics, "llmgate_selections_total", route="chat", target="a/m") == 1
+    assert sample(metrics, "llmgate_selections_total", route="chat", target="b/m") == 1
 
 
 # --- bounds and plumbing ------------------------------------------------------------------
