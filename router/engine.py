@@ -77,6 +77,11 @@ class Engine:
     def breaker_states(self) -> dict[str, str]:
         return {name: b.state for name, b in self._breakers.items()}
 
+    def loads(self) -> dict[str, Load]:
+        """The `Load` of every target tried so far, without creating any: a new dict of
+        the live objects, for readers (the dashboard, ``/metrics``) that never change them."""
+        return dict(self._loads)
+
     def load(self, target: str) -> Load:
         found = self._loads.get(target)
         if found is None:

@@ -102,6 +102,8 @@ def create_app(
     guard = RetryGuard(config.server.retry_guard_s, config.server.retry_guard_user_agents)
     meter = Metrics(prices=lambda: gateway.prices)
     gateway.observe(meter.observe)
+    meter.watch_loads(gateway.engine.loads)
+    gateway.on_request_start(meter.started)
     health = TargetHealth()
     gateway.observe(health.observe)
     feed = LiveFeed()

@@ -1,11 +1,11 @@
 """Dashboard: the routes with their live health, and forms to change them (the form is
 `server.dashboard.route_form`, the revision history `server.dashboard.revisions`).
 
-The list shows every route's targets in order, with each target's circuit breaker state
-(`router.engine.Engine.breaker_states`; a target never tried is closed) and its attempts
-and failures of the last minutes (`server.observe.health.TargetHealth`). With a policy
-store routes are created, edited and deleted here; a gateway serving its file shows that
-file read-only.
+The list shows every route's entries in order, a pool's members under its strategy, and
+per target its breaker state, its recent attempts, failures and share of the route's,
+its requests in flight and recent time to first token (`server.dashboard.route_views`).
+With a policy store routes are created, edited and deleted here; a gateway serving its
+file shows that file read-only.
 
 A form sends the revision it was loaded at, so a save over someone else's newer change
 is refused (409) instead of undoing it. An invalid submission answers 422 and a conflict
@@ -16,7 +16,6 @@ serves at the new revision (`server.dashboard.writes.write`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from litestar import Response, get, post
@@ -26,8 +25,7 @@ from litestar.response import Template
 
 from router.policy import RoutePolicy
 from server.dashboard.common import View, fragment, with_status
-from server.dashboard.filters import percent
-from server.dashboard.forms import ACTOR, READ_ONLY, show_value
+from server.dashboard.forms import ACTOR, READ_ONLY
 from server.dashboard.route_form import (
     DEFAULTS,
     GROUPS,
@@ -37,6 +35,7 @@ from server.dashboard.route_form import (
     TargetsField,
     edit_rows,
 )
+from server.dashboard.route_views import Live, RouteView
 from server.dashboard.writes import (
     UNAVAILABLE,
     current,
@@ -52,66 +51,9 @@ from server.store import PolicyStore, WriteResult
 __all__ = ["HANDLERS"]
 
 
-@dataclass(frozen=True)
-class TargetView:
-    name: str
-    state: str
-    """The circuit breaker's: ``closed``, ``open`` or ``half_open``."""
-    attempts: int
-    failures: int
-
-    @property
-    def state_label(self) -> str:
-        return self.state.replace("_", " ")
-
-    @property
-    def rate(self) -> float | None:
-        return self.failures / self.attempts if self.attempts else None
-
-    @property
-    def rate_class(self) -> str:
-        rate = self.rate or 0.0
-        return "bad" if rate >= 0.5 else ("warn" if self.failures else "good")
-
-    @property
-    def outcome(self) -> str:
-        failed = f"{self.failures}/{self.attempts} failed"
-        return f"{failed} ({percent(self.rate)})" if self.failures else failed
-
-
-@dataclass(frozen=True)
-class RouteView:
-    name: str
-    policy: RoutePolicy
-    targets: list[TargetView]
-    edit_url: str
-    delete_url: str
-
-    @property
-    def fallback_on(self) -> str | None:
-        reasons = self.policy.fallback_on
-        return None if reasons is None else ", ".join(sorted(reasons))
-
-    @property
-    def timeouts(self) -> str:
-        p = self.policy
-        seconds = (p.connect_timeout_s, p.first_token_timeout_s, p.stall_timeout_s)
-        return " / ".join(show_value(t) for t in (*seconds, p.request_timeout_s)) + " s"
-
-    @property
-    def breaker(self) -> str:
-        b = self.policy.breaker
-        return f"opens after {b.failure_threshold} failures, for {show_value(b.cooldown_s)} s"
-
-
-def _route_view(
-    view: View, health: TargetHealth, states: dict[str, str], name: str, policy: RoutePolicy
-) -> RouteView:
-    targets = [
-        TargetView(t, states.get(t, "closed"), *health.error_rate(t)) for t in policy.members()
-    ]
+def _route_view(view: View, live: Live, name: str, policy: RoutePolicy) -> RouteView:
     edit, delete = (view.url(h, route=name) for h in ("routes.edit", "routes.delete"))
-    return RouteView(name, policy, targets, edit, delete)
+    return RouteView(name, policy, live.entries(policy), edit, delete)
 
 
 def _target_options(view: View) -> list[str]:
@@ -161,10 +103,9 @@ async def routes_page(
     view: NamedDependency[View], health: NamedDependency[TargetHealth]
 ) -> Template:
     now = await current(view)
-    states = view.gateway.engine.breaker_states()
-    routes = [
-        _route_view(view, health, states, *item) for item in sorted(now.config.routes.items())
-    ]
+    engine = view.gateway.engine
+    live = Live(health, engine.breaker_states(), engine.loads())
+    routes = [_route_view(view, live, *item) for item in sorted(now.config.routes.items())]
     return view.page(
         "routes.html",
         "routes",

@@ -15,8 +15,16 @@ Counted when a request ends, from the `RequestRecord` its `Done` or `Failed` car
 - ``llmgate_cost_usd_total{route, target}``: that usage at the target's price
   (`providers.pricing`), for targets that have one.
 
-Timed with this observer's clock, from the request's first event batch (its first
-``AttemptStarted``, yielded before any upstream is contacted):
+Counted as each attempt starts, for the requests the gateway announces (`started`, its
+``on_request_start`` hook, which says the route before the first attempt):
+
+- ``llmgate_selections_total{route, target}``: every upstream attempt started, whether
+  a pool's pick, a retry or a fallback; unlike ``llmgate_attempts_total`` it includes
+  the attempts still running.
+
+Timed with this observer's clock, from the gateway's `started` (or, for a request it
+did not announce, from its first event batch, its first ``AttemptStarted``), which
+comes before any upstream is contacted:
 
 - ``llmgate_request_latency_seconds{route}``: until the final event;
 - ``llmgate_time_to_first_token_seconds{route}``: until the first content batch;
@@ -26,17 +34,19 @@ Timed with this observer's clock, from the request's first event batch (its firs
   directly: failed attempts, retry waits and the gateway's own processing.
 
 And, read when scraped: the request log's queue depth, written rows, write errors and
-dropped rows (`watch_request_log`), and ``llmgate_metrics_evicted_requests_total``,
-requests whose state was evicted before they ended (see `Metrics.max_in_flight`).
+dropped rows (`watch_request_log`); ``llmgate_target_in_flight{target}``, each target's
+upstream attempts running now, from the engine's loads (`watch_loads`); and
+``llmgate_metrics_evicted_requests_total``, requests whose state was evicted before they
+ended (see `Metrics.max_in_flight`).
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from itertools import pairwise
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar, cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -46,10 +56,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from providers.pricing import PriceBook
+from router.balance import Load
 from router.events import (
     AttemptRecord,
     AttemptStarted,
@@ -60,6 +69,7 @@ from router.events import (
     TextDelta,
     ToolCallDelta,
 )
+from server.observe._scraped import LoadCollector, RequestLogCollector, RequestLogStats
 
 __all__ = ["Metrics", "RequestLogStats"]
 
@@ -68,19 +78,6 @@ TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0)
 
 M = TypeVar("M", bound=MetricWrapperBase)
-
-
-class RequestLogStats(Protocol):
-    """What the metrics read from the request log writer when scraped."""
-
-    @property
-    def depth(self) -> int: ...
-    @property
-    def written(self) -> int: ...
-    @property
-    def write_errors(self) -> int: ...
-    @property
-    def drops(self) -> Mapping[str, int]: ...
 
 
 class _Children(Generic[M]):
@@ -101,12 +98,14 @@ class _Children(Generic[M]):
 
 
 class _Live:
-    """One request in flight: when it began and where its first content came from."""
+    """One request in flight: when it began, its route once the gateway said it
+    (`Metrics.started`), and where its first content came from."""
 
-    __slots__ = ("attempt", "first", "first_attempt", "start")
+    __slots__ = ("attempt", "first", "first_attempt", "route", "start")
 
     def __init__(self, start: float) -> None:
         self.start = start
+        self.route: str | None = None
         self.attempt = 0
         self.first: float | None = None
         self.first_attempt = 0
@@ -210,6 +209,15 @@ class Metrics:
                 registry=r,
             )
         )
+        self.selections = _Children(
+            Counter(
+                "llmgate_selections",
+                "Upstream attempts started, by route and target: each time a target was "
+                "chosen (a pool's pick, a retry or a fallback).",
+                ["route", "target"],
+                registry=r,
+            )
+        )
         self.evicted = Counter(
             "llmgate_metrics_evicted_requests",
             "Requests evicted from tracking before they ended (abandoned streams).",
@@ -229,16 +237,34 @@ class Metrics:
                     break
                 if type(event) is AttemptStarted:
                     live.attempt = event.attempt
-        if batch:  # the outcome travels alone, as the last batch
+        if batch:  # an attempt's start travels alone, and so does the outcome, last
             last = batch[-1]
-            if type(last) is Done:
-                self._end(request_id, live, last.record, "ok")
-            elif type(last) is Failed:
-                self._end(request_id, live, last.record, "partial" if last.partial else "failed")
+            kind = type(last)  # once: this runs for every chunk
+            if kind is AttemptStarted:
+                if live.route is not None:
+                    self.selections(live.route, cast(AttemptStarted, last).target).inc()
+            elif kind is Done:
+                self._end(request_id, live, cast(Done, last).record, "ok")
+            elif kind is Failed:
+                failed = cast(Failed, last)
+                self._end(
+                    request_id, live, failed.record, "partial" if failed.partial else "failed"
+                )
+
+    def started(self, record: RequestRecord) -> None:
+        """The gateway's hook for a request about to run (`Gateway.on_request_start`),
+        its route resolved: from here its attempts are counted as they start, and its
+        timings run."""
+        self._begin(record.request_id).route = record.route
 
     def watch_request_log(self, log: RequestLogStats) -> None:
         """Expose the request log writer's queue depth, writes and drops."""
-        self.registry.register(_RequestLogCollector(log))
+        self.registry.register(RequestLogCollector(log))
+
+    def watch_loads(self, loads: Callable[[], Mapping[str, Load]]) -> None:
+        """Expose each target's requests in flight, read from ``loads`` (the engine's
+        `router.engine.Engine.loads`) when scraped: nothing per request."""
+        self.registry.register(LoadCollector(loads))
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition: ``(body, content type)`` for ``GET /metrics``."""
@@ -288,32 +314,3 @@ class Metrics:
 
 def _attempt(record: RequestRecord, number: int) -> AttemptRecord | None:
     return next((a for a in record.attempts if a.attempt == number), None)
-
-
-class _RequestLogCollector(Collector):
-    def __init__(self, log: RequestLogStats) -> None:
-        self._log = log
-
-    def collect(self) -> Iterable[Metric]:
-        log = self._log
-        yield GaugeMetricFamily(
-            "llmgate_request_log_queue_depth",
-            "Request log rows waiting to be written.",
-            value=log.depth,
-        )
-        yield CounterMetricFamily(
-            "llmgate_request_log_written", "Request log rows written.", value=log.written
-        )
-        yield CounterMetricFamily(
-            "llmgate_request_log_write_errors",
-            "Failed request log writes (each is retried).",
-            value=log.write_errors,
-        )
-        dropped = CounterMetricFamily(
-            "llmgate_request_log_dropped",
-            "Request log rows dropped, by reason.",
-            labels=["reason"],
-        )
-        for reason, count in log.drops.items():
-            dropped.add_metric([reason], count)
-        yield dropped

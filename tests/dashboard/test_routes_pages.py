@@ -11,7 +11,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.dashboard.conftest import CONFIG, Dashboard, Serve, sign_in
+from tests.dashboard.conftest import CONFIG, MESSAGES, Dashboard, Serve, sign_in
+from tests.eventually import eventually_async
 
 FULL = {
     "name": "fresh",
@@ -81,6 +82,85 @@ async def test_the_list_shows_targets_in_order_with_breaker_state_and_error_rate
         old = html[html.index('data-target="old/a"') :]
         assert "0/1 failed" in old and 'class="badge closed"' in old
         assert 'id="new-route"' in html and 'id="delete-route-chat"' in html
+    finally:
+        await web.aclose()
+
+
+# A pool that takes turns (the first request goes to paced/a, the next to new/b, the
+# third to slow/s, which sends one word and then nothing), before a single target; and
+# a weighted pool no request reaches.
+POOLED: dict[str, Any] = {
+    **CONFIG,
+    "providers": {
+        **CONFIG["providers"],
+        "paced": {"kind": "mock", "first_token_latency_ms": 30},
+        "slow": {"kind": "mock", "stall_after": 1},
+    },
+    "routes": {
+        "chat": {
+            "targets": [
+                {"pool": ["paced/a", "new/b", "slow/s"], "balance": "round_robin"},
+                "old/a",
+            ]
+        },
+        "spread": {"targets": [{"pool": ["old/a", "new/b"], "weights": [3, 1]}]},
+    },
+}
+
+
+def _row(html: str, route: str) -> str:
+    start = html.index(f'<tr id="route-{route}">')
+    return html[start : html.index("</tr>", start)]
+
+
+def _member(row: str, target: str) -> str:
+    """What the routes list shows of one target of a route's row."""
+    start = row.index(f'data-target="{target}"')
+    return " ".join(row[start : row.index("</li>", start)].split())
+
+
+async def test_a_pool_shows_its_strategy_and_each_members_share_load_and_latency(
+    serve: Serve,
+) -> None:
+    gateway = await serve(config=POOLED)
+    web = await sign_in(gateway.base)
+    try:
+        assert (await gateway.answer("chat"))[:2] == (200, "paced/a")
+        assert (await gateway.answer("chat"))[:2] == (200, "new/b")
+        body = {"model": "chat", "messages": MESSAGES, "stream": True}
+        async with gateway.http.stream("POST", "/v1/chat/completions", json=body) as stalled:
+            assert stalled.status_code == 200  # slow/s sent its word, and is still going
+            html = (await web.get("/admin/routes")).text
+
+        row = _row(html, "chat")
+        pool = row[row.index('<li class="pool">') : row.index("</ul>")]
+        assert ">round_robin</span>" in pool
+        assert [t for t in ("paced/a", "new/b", "slow/s", "old/a") if t in pool] == [
+            "paced/a",
+            "new/b",
+            "slow/s",
+        ]
+        assert row.index("</ul>") < row.index('data-target="old/a"')  # the next entry
+        paced = _member(row, "paced/a")
+        assert "0/1 failed" in paced and "50.0% of attempts" in paced and "0 in flight" in paced
+        ttft = re.search(r"TTFT (\d+) ms", paced)
+        assert ttft and int(ttft.group(1)) >= 30
+        assert "50.0% of attempts" in _member(row, "new/b")
+        slow = _member(row, "slow/s")
+        assert "1 in flight" in slow and "no recent attempts" in slow and "TTFT —" in slow
+        unused = _member(row, "old/a")
+        assert "no recent attempts" in unused and "0 in flight" in unused
+        assert "TTFT —" in unused
+
+        spread = _row(html, "spread")
+        assert ">weighted</span>" in spread
+        assert "weight 3" in _member(spread, "old/a") and "weight 1" in _member(spread, "new/b")
+
+        async def idle() -> bool:  # the client went away: its request ends
+            row = _row((await web.get("/admin/routes")).text, "chat")
+            return "0 in flight" in _member(row, "slow/s")
+
+        await eventually_async(idle, "slow/s with nothing in flight")
     finally:
         await web.aclose()
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client.parser import text_string_to_metric_families
 
 from router.engine import Engine
-from router.events import Done, Event, Failed
+from router.events import Done, Event, Failed, RequestRecord
 from router.policy import RoutePolicy
 from router.table import RoutingTable
 from server.observe import Metrics
@@ -24,12 +24,23 @@ def routes(providers: list[FakeProvider], **policies: RoutePolicy) -> RoutingTab
 
 
 async def serve(
-    router: Engine, table: RoutingTable, route: str, request_id: str, *observers: Observer
+    router: Engine,
+    table: RoutingTable,
+    route: str,
+    request_id: str,
+    *observers: Observer,
+    started: Callable[[RequestRecord], None] | None = None,
 ) -> Done | Failed:
-    """Run one request to its end, as the gateway does: every batch to every observer.
-    The consumer accepts resets, as the dashboard's playground does."""
+    """Run one request to its end, as the gateway does: ``started`` (its
+    ``on_request_start`` hook) once the route is resolved, then every batch to every
+    observer. The consumer accepts resets, as the dashboard's playground does."""
     last: Event | None = None
-    stream = router.stream(table, route, REQUEST, request_id=request_id, accept_reset=True)
+    record = RequestRecord(request_id=request_id, route=route)
+    stream = router.stream(
+        table, route, REQUEST, request_id=request_id, record=record, accept_reset=True
+    )
+    if started is not None:
+        started(record)
     async for batch in stream:
         for observe in observers:
             observe(request_id, batch)

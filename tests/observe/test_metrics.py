@@ -23,7 +23,7 @@ from router.events import (
 from server.observe import Metrics, RequestLogWriter
 from server.store import create_engine
 from tests.observe._support import routes, sample, samples, serve
-from tests.unit._fakes import FakeClock, FakeProvider, answer, cut, down, fail, route
+from tests.unit._fakes import REQUEST, FakeClock, FakeProvider, answer, cut, down, fail, route
 
 # --- counts, from requests through the real engine --------------------------------------
 
@@ -60,6 +60,31 @@ async def test_counts_retries_and_fallbacks_before_the_first_token(router: Engin
     assert sample(metrics, "llmgate_fallbacks_total", **fallback, to_target="b/m") == 1
     assert sample(metrics, "llmgate_requests_total", route="chat", status="ok") == 1
     assert not [k for k in samples(metrics) if k[0] == "llmgate_stream_switches_total"]
+
+
+async def test_counts_each_attempt_as_a_selection_when_it_starts(router: Engine) -> None:
+    metrics = Metrics()
+    a = FakeProvider("a", fail(down()), fail(down()))
+    b = FakeProvider("b", answer("Hi"), answer("Hello", " again"))
+    tbl = routes([a, b], chat=route("a", "b", max_retries=1), solo=route("b"))
+
+    await serve(router, tbl, "chat", "req-1", metrics.observe, started=metrics.started)
+
+    assert sample(metrics, "llmgate_selections_total", route="chat", target="a/m") == 2
+    assert sample(metrics, "llmgate_selections_total", route="chat", target="b/m") == 1
+    # counted as it starts: an attempt still running is a selection already
+    record = RequestRecord(request_id="req-2", route="solo")
+    stream = router.stream(tbl, "solo", REQUEST, request_id="req-2", record=record)
+    metrics.started(record)
+    metrics.observe("req-2", await anext(stream))
+    assert sample(metrics, "llmgate_selections_total", route="solo", target="b/m") == 1
+    assert (
+        sample(
+            metrics, "llmgate_attempts_total", route="solo", target="b/m", outcome="ok", reason=""
+        )
+        is None
+    )
+    await stream.aclose()
 
 
 @pytest.mark.parametrize(
@@ -208,6 +233,23 @@ def test_gateway_overhead_is_time_to_first_token_minus_that_of_the_delivering_at
         assert sample(metrics, f"{name}_sum", route="chat") == pytest.approx(seconds)
 
 
+def test_timings_run_from_when_the_gateway_started_the_request() -> None:
+    clock = FakeClock()
+    start = clock.now
+    metrics = Metrics(clock=clock)
+
+    metrics.started(RequestRecord(request_id="req-1", route="chat"))
+    for at, batch in FALLBACK_THEN_ANSWER:
+        clock.now = start + 0.1 + at  # the first batch comes 100 ms after the start
+        metrics.observe("req-1", batch)
+
+    assert sample(metrics, "llmgate_request_latency_seconds_sum", route="chat") == pytest.approx(
+        0.9
+    )
+    assert sample(metrics, "llmgate_selections_total", route="chat", target="a/m") == 1
+    assert sample(metrics, "llmgate_selections_total", route="chat", target="b/m") == 1
+
+
 # --- bounds and plumbing ------------------------------------------------------------------
 
 
@@ -284,3 +326,17 @@ async def test_counts_tokens_and_cost_per_target_at_its_price(router: Engine) ->
     # b has no price: its tokens are counted, its cost is not invented
     assert sample(metrics, "llmgate_tokens_total", route="other", target="b/m", kind="prompt") == 50
     assert sample(metrics, "llmgate_cost_usd_total", route="other", target="b/m") is None
+
+
+async def test_exposes_each_targets_requests_in_flight_when_scraped(router: Engine) -> None:
+    metrics = Metrics()
+    metrics.watch_loads(router.loads)
+    a = FakeProvider("a", answer("Hello", " there"))
+    assert not [k for k in samples(metrics) if k[0] == "llmgate_target_in_flight"]
+
+    stream = router.stream(routes([a], chat=route("a")), "chat", REQUEST, request_id="req-1")
+    await anext(stream)  # the attempt has started: it is in flight
+    assert sample(metrics, "llmgate_target_in_flight", target="a/m") == 1
+    async for _ in stream:
+        pass
+    assert sample(metrics, "llmgate_target_in_flight", target="a/m") == 0

@@ -254,3 +254,14 @@ async def test_without_a_session_the_pool_balances_as_usual(clock: SteadyClock) 
     engine = Engine(clock=clock, rng=random.random)
     served = [(await served_by(engine, tbl, None))[0] for _ in range(4)]
     assert served == ["a/m", "b/m", "a/m", "b/m"]
+
+
+async def test_loads_lists_the_targets_tried_and_reading_creates_none(clock: SteadyClock) -> None:
+    engine = Engine(clock=clock, rng=lambda: 0.5)
+    assert engine.loads() == {}
+    await run(engine, pool_table("round_robin", FakeProvider("a", answer("x")), FakeProvider("b")))
+    loads = engine.loads()
+    assert list(loads) == ["a/m"]  # b was never tried
+    assert loads["a/m"].in_flight == 0 and loads["a/m"].ttft_s is not None
+    loads.clear()  # a snapshot: the engine keeps its own
+    assert list(engine.loads()) == ["a/m"]

@@ -1,0 +1,75 @@
+"""What `server.observe.metrics.Metrics` reads only when ``/metrics`` is scraped, never
+per request: the request log writer's counters, and each target's requests in flight
+from the engine's loads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from router.balance import Load
+
+__all__ = ["LoadCollector", "RequestLogCollector", "RequestLogStats"]
+
+
+class RequestLogStats(Protocol):
+    """What the metrics read from the request log writer when scraped."""
+
+    @property
+    def depth(self) -> int: ...
+    @property
+    def written(self) -> int: ...
+    @property
+    def write_errors(self) -> int: ...
+    @property
+    def drops(self) -> Mapping[str, int]: ...
+
+
+class RequestLogCollector(Collector):
+    def __init__(self, log: RequestLogStats) -> None:
+        self._log = log
+
+    def collect(self) -> Iterable[Metric]:
+        log = self._log
+        yield GaugeMetricFamily(
+            "llmgate_request_log_queue_depth",
+            "Request log rows waiting to be written.",
+            value=log.depth,
+        )
+        yield CounterMetricFamily(
+            "llmgate_request_log_written", "Request log rows written.", value=log.written
+        )
+        yield CounterMetricFamily(
+            "llmgate_request_log_write_errors",
+            "Failed request log writes (each is retried).",
+            value=log.write_errors,
+        )
+        dropped = CounterMetricFamily(
+            "llmgate_request_log_dropped",
+            "Request log rows dropped, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in log.drops.items():
+            dropped.add_metric([reason], count)
+        yield dropped
+
+
+class LoadCollector(Collector):
+    """``llmgate_target_in_flight{target}``: the engine's count of each target's attempts
+    running now (what ``least_busy`` pools balance on), for every target tried so far."""
+
+    def __init__(self, loads: Callable[[], Mapping[str, Load]]) -> None:
+        self._loads = loads
+
+    def collect(self) -> Iterable[Metric]:
+        in_flight = GaugeMetricFamily(
+            "llmgate_target_in_flight",
+            "Requests in flight on each target (its upstream attempts running now).",
+            labels=["target"],
+        )
+        for target, load in sorted(self._loads().items()):
+            in_flight.add_metric([target], load.in_flight)
+        yield in_flight
