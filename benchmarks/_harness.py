@@ -161,8 +161,30 @@ tokens_per_day = 1000000000000
 """A budget that never refuses: what enforcing one costs (``run.py --budget``)."""
 
 
+POOL_MEMBERS = 5
+
+
+def _pool(upstream_port: int, chunks: int) -> str:
+    """``pool-burst`` and ``pool-paced``: a `least_latency` pool of five deployments (five
+    providers, one fake upstream), what choosing among them costs (``run.py --pool``)."""
+    members = [f"pool{i}" for i in range(POOL_MEMBERS)]
+    text = "".join(
+        f'\n[providers.{m}]\nkind = "openai"\nbase_url = "http://{HOST}:{upstream_port}/v1"\n'
+        for m in members
+    )
+    for mode in ("burst", "paced"):
+        pool = ", ".join(f'"{m}/{mode}-{chunks}"' for m in members)
+        text += f'\n[routes.pool-{mode}]\ntargets = [{{ pool = [{pool}], balance = "least_latency" }}]\n'
+    return text
+
+
 def _config(
-    upstream_port: int, transport: str, chunks: int, anthropic: bool, budget: bool = False
+    upstream_port: int,
+    transport: str,
+    chunks: int,
+    anthropic: bool,
+    budget: bool = False,
+    pool: bool = False,
 ) -> str:
     config = f"""\
 [server]
@@ -194,6 +216,8 @@ targets = ["upa/paced-{chunks}"]
 """
     if budget:
         config += BUDGET.format(route="burst") + BUDGET.format(route="paced")
+    if pool:
+        config += _pool(upstream_port, chunks)
     return config
 
 
@@ -208,16 +232,20 @@ def start_gateway(
     profile_to: Path | None = None,
     source: Path | None = None,
     budget: bool = False,
+    pool: bool = False,
 ) -> Proc:
     """`llmgate serve` with a generated config; under cProfile if ``profile_to``; from
     the source tree ``source`` (say, an unpacked other commit) instead of the installed
     package if given: it goes first on PYTHONPATH. The config routes ``burst`` and
     ``paced`` to the fake upstream's OpenAI mode and, if the gateway has the Anthropic
     adapter, ``anthropic-burst`` and ``anthropic-paced`` to its Anthropic mode. With
-    ``budget``, ``burst`` and ``paced`` carry a budget that never refuses."""
+    ``budget``, ``burst`` and ``paced`` carry a budget that never refuses; with ``pool``
+    the config also has the ``pool-burst`` and ``pool-paced`` routes."""
     port = _free_port()
     config = run_dir / f"gateway-{transport}.toml"
-    config.write_text(_config(upstream_port, transport, chunks, has_anthropic(source), budget))
+    config.write_text(
+        _config(upstream_port, transport, chunks, has_anthropic(source), budget, pool)
+    )
     if profile_to is not None:
         gateway = [sys.executable, str(HERE / "_profiled_gateway.py"), str(profile_to)]
     elif source is not None:

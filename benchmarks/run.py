@@ -99,6 +99,9 @@ def _targets(
     if relay is not None:
         targets.append(_Target("relay", relay, fake_model))
     targets += [_Target(f"gw-{t}", gw, mode, transport=t) for t, gw in gateways.items()]
+    if args.pool and gateways:
+        t, gw = next(iter(gateways.items()))
+        targets.append(_Target("gw-pool", gw, f"pool-{mode}", transport=t))
     if args.anthropic and gateways:
         ref = "direct-anthropic"
         transport = "aiohttp" if "aiohttp" in gateways else next(iter(gateways))
@@ -179,6 +182,7 @@ def _run(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
                 pin=pin,
                 source=args.source,
                 budget=args.budget,
+                pool=args.pool,
             )
             procs.append(gateways[transport])
         if pin:
@@ -242,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         "--budget",
         action="store_true",
         help="give the burst and paced routes a budget that never refuses (its cost)",
+    )
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="add a gw-pool row: the same upstream as five members of a least_latency pool",
     )
     parser.add_argument("--no-relay", action="store_true", help="skip the byte-relay floor")
     parser.add_argument(
