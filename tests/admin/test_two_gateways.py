@@ -171,3 +171,28 @@ def test_serve_refuses_to_start_when_it_cannot_migrate_its_database(tmp_path: Pa
     )
     assert result.returncode == 2
     assert "llmgate: database error: ConnectionRefusedError" in result.stderr
+
+
+async def test_session_affinity_puts_a_session_on_the_same_member_in_both_processes(
+    gateways: Start, upstream: FakeUpstream, database_url: str
+) -> None:
+    a, b = await gateways("0.2" if database_url.startswith("sqlite") else "30")
+    members = ["m-a", "m-b", "m-c"]
+    for model in members:
+        upstream.script(model, Stream([f"from {model}"]))
+    route = {"targets": [{"pool": [f"up/{m}" for m in members]}], "affinity": "session"}
+    response = await a.admin.put("/routes/chat", json=route)
+    assert response.status_code == 200
+    await b.serves_within(response.json()["revision"], 5.0)
+
+    async def ask(gateway: GatewayProcess, **headers: str) -> str:
+        body = {"model": "chat", "messages": MESSAGES}
+        answer = await gateway.http.post("/v1/chat/completions", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        model: str = answer.json()["model"]
+        return model
+
+    one_session = {await ask((a, b)[i % 2], **{"x-llmgate-session": "s-1"}) for i in range(20)}
+    assert len(one_session) == 1  # twenty requests, two processes, one member
+    sessions = {await ask((a, b)[i % 2], **{"x-llmgate-session": f"s-{i}"}) for i in range(20)}
+    assert len(sessions) >= 2  # twenty sessions spread over the members
