@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from router.breaker import CircuitBreaker
 from router.errors import (
@@ -47,10 +47,12 @@ from router.provider import AttemptOptions, Provider, ProviderRequest
 from router.splice import OverlapTrimmer, RestartMatcher
 from router.watchdog import Watchdog
 
-__all__ = ["Run", "Splice", "run_attempt"]
+__all__ = ["Run", "Splice", "Try", "run_attempt"]
 
 Splice = OverlapTrimmer | RestartMatcher
 _PASS = (ReasoningDelta, RefusalDelta)
+_CLAIMS = frozenset((TextDelta, ToolCallDelta, ReasoningDelta, RefusalDelta, Finish))
+"""What a hedged attempt may show only once it won its race: content, or its end."""
 
 
 class Run:
@@ -58,15 +60,12 @@ class Run:
 
     __slots__ = (
         "accept_reset",
-        "attempt_content",
         "clock",
         "current",
         "deadline",
         "delivered",
         "delivered_len",
-        "error",
         "errors",
-        "finish",
         "record",
         "switch_reason",
         "t0",
@@ -89,16 +88,31 @@ class Run:
         self.delivered_len = 0
         self.usage = Usage()
         self.errors: list[tuple[str, ProviderError]] = []
-        self.error: ProviderError | None = None
-        self.finish: str | None = None
         self.current: str | None = None
         self.switch_reason = ""
-        self.attempt_content = False
 
     @property
     def mid_stream(self) -> bool:
         """The client already shows answer text."""
         return self.delivered_len > 0
+
+
+class Try:
+    """One attempt: what it asks, and how it ended."""
+
+    __slots__ = ("cancelled", "error", "finish", "produced", "rec", "shape", "target")
+
+    def __init__(self, attempt: int, target: Target, shape: Shape) -> None:
+        self.target = target
+        self.shape = shape
+        self.rec = AttemptRecord(attempt=attempt, target=target.name, shape=shape)
+        self.error: ProviderError | None = None
+        """Why it failed; None when it succeeded (or was abandoned)."""
+        self.finish: str | None = None
+        self.produced = False
+        """It had started answering (text)."""
+        self.cancelled: str | None = None
+        """Why it was cancelled (a hedge that lost its race), if it was."""
 
 
 class _Calls:
@@ -132,28 +146,30 @@ class _Calls:
 
 async def run_attempt(
     st: Run,
-    target: Target,
+    tr: Try,
     provider: Provider,
     req: ProviderRequest,
-    shape: Shape,
     splice: Splice | None,
-    attempt_no: int,
     policy: RoutePolicy,
     breaker: CircuitBreaker,
     meter: Meter,
+    count: Callable[[], Callable[[], None]] | None = None,
+    gate: Callable[[], Awaitable[None]] | None = None,
+    held: bool = False,
 ) -> AsyncGenerator[list[Event], None]:
-    """The events of one attempt. Sets ``st.error`` when it fails (None: it succeeded).
-    What the upstream says of its rate limits goes to the target's ``meter``."""
-    rec = AttemptRecord(attempt=attempt_no, target=target.name, shape=shape)
-    st.record.attempts.append(rec)
-    st.error = None
-    st.finish = None
-    st.attempt_content = False
-    yield [AttemptStarted(attempt_no, target.name, shape)]
+    """The events of one attempt. Sets ``tr.error`` when it fails (None: it succeeded).
+    What the upstream says of its rate limits goes to the target's ``meter``.
+
+    ``count`` is called as the attempt calls its upstream, and what it returns once the
+    attempt has ended (however it ends): the engine's count of attempts in flight.
+
+    ``gate``, for a hedged attempt (`router.hedge`), is awaited before the attempt's
+    first content is taken in: it returns when this attempt won its race, and never
+    when it lost (the attempt is then cancelled). A ``held`` attempt (the hedge itself)
+    announces its `AttemptStarted` only once it has won."""
+    target, shape, rec = tr.target, tr.shape, tr.rec
+    started_event = AttemptStarted(rec.attempt, target.name, shape)
     clock, deadline = st.clock, st.deadline
-    started = clock()
-    rec.start_ms = (started - st.t0) * 1000
-    when = min(started + policy.first_token_timeout_s, deadline)
     alive = False  # the upstream sent a token of any kind
     finished = False  # the upstream said its answer is complete
     calls = _Calls()
@@ -161,7 +177,15 @@ async def run_attempt(
         target.model, req, AttemptOptions(connect_timeout_s=policy.connect_timeout_s)
     )
     watch = Watchdog(asyncio.get_running_loop(), clock)
+    started = clock()
+    ended = count() if count is not None else None
     try:
+        if not held:  # a held attempt is in the record from its announcement on
+            st.record.attempts.append(rec)
+            yield [started_event]
+            started = clock()
+        rec.start_ms = (started - st.t0) * 1000
+        when = min(started + policy.first_token_timeout_s, deadline)
         while True:
             watch.wait(when)
             try:
@@ -175,13 +199,18 @@ async def run_attempt(
             finally:
                 watch.waiting = False
             out: list[Event] = []
+            if gate is not None and any(type(c) in _CLAIMS for c in batch):
+                await gate()
+                gate = None
+                if held:
+                    out.append(started_event)
             for chunk in batch:
                 kind = type(chunk)
                 if kind is TextDelta:
                     if not alive:
                         alive = True
                         rec.ttft_ms = (clock() - started) * 1000
-                    st.attempt_content = True
+                    tr.produced = True
                     text: str = chunk.text  # type: ignore[union-attr]
                     rec.chars += len(text)
                     if splice is not None:
@@ -207,7 +236,7 @@ async def run_attempt(
                     meter.heard(clock(), chunk)  # type: ignore[arg-type]
                 elif kind is Finish:
                     finished = True
-                    st.finish = chunk.reason  # type: ignore[union-attr]
+                    tr.finish = chunk.reason  # type: ignore[union-attr]
                     if splice is not None:
                         out += _join(st, splice, splice.finish(), target, shape)
                         splice = None
@@ -228,18 +257,20 @@ async def run_attempt(
         if finished:
             rec.outcome = "ok"
         else:
-            st.error = _timeout(target, alive, when >= deadline)
+            tr.error = _timeout(target, alive, when >= deadline)
     except StreamInterrupted as exc:
         if finished:
             rec.outcome = "ok"
         else:
-            st.error = exc
+            tr.error = exc
     except ProviderError as exc:
-        st.error = exc
+        tr.error = exc
     finally:
         watch.close()
         await chunks.aclose()
-        _settle(st, rec, breaker, clock() - started)
+        _settle(st, tr, breaker, clock() - started)
+        if ended is not None:
+            ended()
 
 
 def _first_token(alive: bool, rec: AttemptRecord, clock: Callable[[], float], t: float) -> bool:
@@ -262,12 +293,13 @@ def _timeout(target: Target, alive: bool, total: bool) -> UpstreamTimeout:
     )
 
 
-def _settle(st: Run, rec: AttemptRecord, breaker: CircuitBreaker, seconds: float) -> None:
+def _settle(st: Run, tr: Try, breaker: CircuitBreaker, seconds: float) -> None:
     """Record how the attempt ended, in its record and in the target's breaker."""
+    rec = tr.rec
     rec.duration_ms = seconds * 1000
     if rec.usage is not None:
         st.usage = st.usage + rec.usage
-    error = st.error
+    error = tr.error
     if error is not None:
         rec.outcome = "failed"
         rec.error_type = error.reason

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
-from router._attempt import Run, Splice, run_attempt
+from router._attempt import Run, Splice, Try, run_attempt
 from router.balance import Load, by_session, order
 from router.breaker import CircuitBreaker
 from router.decide import AskAgain, Attempt, NextTarget, Retry, Stop, client_error, decide
@@ -29,12 +29,15 @@ from router.events import (
     Done,
     Event,
     Failed,
+    Hedged,
+    HedgeRecord,
     PoolChoice,
     RequestRecord,
     Shape,
 )
+from router.hedge import Latencies, Launch, Race
 from router.limits import Meter, estimate_tokens
-from router.policy import RoutePolicy, Target
+from router.policy import Limit, RoutePolicy, Target
 from router.provider import Provider, ProviderRequest
 from router.splice import OverlapTrimmer, RestartMatcher
 from router.table import ResolvedRoute, RoutingTable
@@ -65,6 +68,7 @@ class Engine:
         self._loads: dict[str, Load] = {}
         self._meters: dict[str, Meter] = {}
         self._turns: dict[str, int] = {}
+        self._ttfts: dict[str, Latencies] = {}
 
     def breaker(self, target: str, policy: RoutePolicy) -> CircuitBreaker:
         b = self._breakers.get(target)
@@ -206,59 +210,90 @@ class Engine:
         # Targets asked in the user_turn shape from now on: they refused an assistant
         # prefill, or (restart) their new answer diverged from the text shown.
         user_turn: set[str] = set()
-        index = tries = attempt_no = 0
+        spent: set[Target] = set()  # failed as a hedge beside another attempt
+        latencies = self._latencies(route) if policy.hedge_after_s == "p95" else None
+        run = _Attempts(self, st, table, policy, limits, tokens, latencies)
+        index = tries = 0
         stop: ProviderError | None = None
         while index < len(targets):
             target = targets[index]
             breaker = self.breaker(target.name, policy)
+            if target in spent:
+                index, tries = index + 1, 0
+                continue
             if not ignore_breakers and not breaker.allow(clock()):
                 st.record.skipped.append(target.name)
                 index, tries = index + 1, 0
                 continue
             provider = table.providers[target.provider]
             req, shape, splice = self._shape(policy, request, st, provider, target, user_turn)
-            attempt_no += 1
-            load, meter = self.load(target.name), self.meter(target.name)
-            attempt = run_attempt(
-                st, target, provider, req, shape, splice, attempt_no, policy, breaker, meter
+            tr = Try(len(st.record.attempts) + 1, target, shape)
+            after = (
+                None
+                if st.mid_stream or shape != "original"
+                else self._hedge_after(policy, latencies)
             )
-            metered = meter.start(clock(), tokens) if target in limits else None
-            load.in_flight += 1
-            try:
+            partner = None
+            if after is not None:
+                partner = self._partner(targets, index, spent, policy, ignore_breakers)
+            if partner is None:
                 # A consumer that stops early must close the upstream stream now, not
                 # whenever the abandoned generator is collected.
-                async with aclosing(attempt):
+                async with aclosing(run.one(tr, provider, req, splice, breaker)) as attempt:
                     async for batch in attempt:
                         yield batch
-            finally:
-                load.in_flight -= 1
-            self._measured(load, st)
-            err = st.error
-            used = st.record.attempts[-1].usage
-            if metered is not None and used is not None:
-                meter.settle(metered, used.total_tokens)
-            if isinstance(err, RateLimited):
-                meter.press(clock(), err.retry_after or 1.0)
+            else:
+                assert after is not None
+                race = Race()
+                first = run.one(tr, provider, req, splice, breaker, gate=race.gate(tr))
+                launch = run.hedge(race, tr, req, targets[partner], after, ignore_breakers)
+                stopped = False
+                hedge_at = clock() + after
+                async with aclosing(race.run(tr, first, hedge_at, clock, launch)) as racing:
+                    async for item in racing:
+                        if type(item) is list:
+                            yield item
+                            continue
+                        assert isinstance(item, Try)
+                        failed = item  # beside another attempt, which goes on
+                        err = failed.error
+                        assert err is not None
+                        st.errors.append((failed.target.name, err))
+                        yield [self._failed_event(failed, err, st, None)]
+                        if failed is race.partner:
+                            spent.add(failed.target)
+                        if race.winner is not None:
+                            continue  # the answer is streaming: nothing to decide
+                        verdict = decide(policy, self._facts(failed, st, 0, 1, 0, True))
+                        if isinstance(verdict, Stop):
+                            race.abort(f"the request stopped: {failed.target.name} failed")
+                            stop = None if verdict.exhausted else err
+                            stopped = True
+                self._hedged(race, tr, st, latencies)
+                if stopped:
+                    break
+                assert race.result is not None
+                tr = race.result
+                if tr is race.partner:
+                    index, tries = partner, 0
+            target = tr.target
+            err = tr.error
             if err is None:
-                yield [Done(target.name, st.finish or "stop", st.usage, st.record)]
+                yield [Done(target.name, tr.finish or "stop", st.usage, st.record)]
                 return
             st.errors.append((target.name, err))
-            if st.attempt_content and not isinstance(err, AnswerDiverged):
+            if tr.produced and not isinstance(err, AnswerDiverged):
                 st.switch_reason = err.reason  # what made the answer move on
             now = clock()
             decision = decide(
                 policy,
-                Attempt(
-                    failure=err,
-                    shape=shape,
-                    produced=st.attempt_content,
-                    delivered=st.mid_stream,
-                    tries=tries,
-                    targets_left=len(targets) - index - 1,
-                    pool_left=sum(entry_of[t] == entry_of[target] for t in targets[index + 1 :]),
-                    time_left_s=st.deadline - now,
-                    breaker_allows=ignore_breakers or breaker.allow_peek(now),
-                    jitter=self._rng(),
+                self._facts(
+                    tr,
+                    st,
+                    tries,
+                    len(targets) - index - 1,
+                    sum(entry_of[t] == entry_of[target] for t in targets[index + 1 :]),
+                    ignore_breakers or breaker.allow_peek(now),
                 ),
             )
             retry_in: float | None = None
@@ -272,12 +307,83 @@ class Engine:
                     user_turn.add(target.name)
                 case Stop(exhausted=exhausted):
                     stop = None if exhausted else err
-            yield [self._failed_event(attempt_no, target, err, st, retry_in)]
+            yield [self._failed_event(tr, err, st, retry_in)]
             if isinstance(decision, Stop):
                 break
             if retry_in:
                 await self._sleep(retry_in)
         yield [self._final(st, stop, route, policy)]
+
+    def _facts(
+        self, tr: Try, st: Run, tries: int, targets_left: int, pool_left: int, allows: bool
+    ) -> Attempt:
+        err = tr.error
+        assert err is not None
+        return Attempt(
+            failure=err,
+            shape=tr.shape,
+            produced=tr.produced,
+            delivered=st.mid_stream,
+            tries=tries,
+            targets_left=targets_left,
+            pool_left=pool_left,
+            time_left_s=st.deadline - self._clock(),
+            breaker_allows=allows,
+            jitter=self._rng(),
+        )
+
+    def _latencies(self, route: ResolvedRoute) -> Latencies:
+        found = self._ttfts.get(route.name)
+        if found is None:
+            found = self._ttfts[route.name] = Latencies()
+        return found
+
+    @staticmethod
+    def _hedge_after(policy: RoutePolicy, latencies: Latencies | None) -> float | None:
+        """How long an attempt may go without content before it gets a hedge (None:
+        it gets none)."""
+        after = policy.hedge_after_s
+        if after is None:
+            return None
+        if after == "p95":
+            after = latencies.p95() if latencies is not None else None
+            if after is None:
+                return None
+        after = float(after)
+        return after if after < policy.first_token_timeout_s else None
+
+    def _partner(
+        self,
+        targets: list[Target],
+        index: int,
+        spent: set[Target],
+        policy: RoutePolicy,
+        ignore_breakers: bool,
+    ) -> int | None:
+        """Where the hedge of ``targets[index]`` is: the next candidate that may be tried."""
+        now = self._clock()
+        for j in range(index + 1, len(targets)):
+            t = targets[j]
+            if t in spent or t == targets[index]:
+                continue
+            if ignore_breakers or self.breaker(t.name, policy).allow_peek(now):
+                return j
+        return None
+
+    def _hedged(self, race: Race, first: Try, st: Run, latencies: Latencies | None) -> None:
+        """Record how a race ended. A first attempt that lost waited at least that long
+        for a first token: its target's latency hears of it."""
+        partner = race.partner
+        if partner is None:
+            return
+        hedge = st.record.hedges[-1]
+        if race.winner is not None:
+            hedge.won = race.winner is partner
+        waited = first.rec.duration_ms
+        if race.winner is partner and first.cancelled is not None and waited is not None:
+            self.load(first.target.name).first_token(waited / 1000)
+            if latencies is not None:
+                latencies.add(waited / 1000)
 
     def _final(
         self, st: Run, stop: ProviderError | None, route: ResolvedRoute, policy: RoutePolicy
@@ -294,16 +400,6 @@ class Engine:
             retry_after = wait
         errors: list[tuple[str, BaseException]] = list(st.errors)
         return Failed(error, st.mid_stream, st.usage, st.record, errors, retry_after)
-
-    @staticmethod
-    def _measured(load: Load, st: Run) -> None:
-        """The attempt's time to first token, for ``least_latency`` pools; a timeout
-        before the first token counts as the time it waited."""
-        rec = st.record.attempts[-1]
-        if rec.ttft_ms is not None:
-            load.first_token(rec.ttft_ms / 1000)
-        elif isinstance(st.error, UpstreamTimeout) and rec.duration_ms is not None:
-            load.first_token(rec.duration_ms / 1000)
 
     def _usable(self, target: Target, policy: RoutePolicy, now: float) -> bool:
         return self.breaker(target.name, policy).allow_peek(now)
@@ -336,14 +432,119 @@ class Engine:
 
     @staticmethod
     def _failed_event(
-        attempt_no: int, target: Target, err: ProviderError, st: Run, retry_in: float | None
+        tr: Try, err: ProviderError, st: Run, retry_in: float | None
     ) -> AttemptFailed:
         return AttemptFailed(
-            attempt_no,
-            target.name,
+            tr.rec.attempt,
+            tr.target.name,
             err.reason,
             str(err),
             err.upstream_status,
             st.delivered_len,
             retry_in,
         )
+
+
+class _Attempts:
+    """Starts the attempts of one request, each counted in its target's `Load` (and
+    `Meter`, for a target with rate limits) while it runs."""
+
+    __slots__ = ("engine", "latencies", "limits", "policy", "st", "table", "tokens")
+
+    def __init__(
+        self,
+        engine: Engine,
+        st: Run,
+        table: RoutingTable,
+        policy: RoutePolicy,
+        limits: dict[Target, Limit],
+        tokens: int,
+        latencies: Latencies | None,
+    ) -> None:
+        self.engine = engine
+        self.st = st
+        self.table = table
+        self.policy = policy
+        self.limits = limits
+        self.tokens = tokens
+        self.latencies = latencies
+
+    def one(
+        self,
+        tr: Try,
+        provider: Provider,
+        req: ProviderRequest,
+        splice: Splice | None,
+        breaker: CircuitBreaker,
+        *,
+        gate: Callable[[], Awaitable[None]] | None = None,
+        held: bool = False,
+    ) -> AsyncGenerator[list[Event], None]:
+        """The attempt ``tr`` (see `run_attempt`), counted while it runs."""
+        engine, name = self.engine, tr.target.name
+        load, meter = engine.load(name), engine.meter(name)
+        clock = engine._clock
+
+        def count() -> Callable[[], None]:
+            metered = meter.start(clock(), self.tokens) if tr.target in self.limits else None
+            load.in_flight += 1
+
+            def ended() -> None:
+                load.in_flight -= 1
+                self._measured(load, tr)
+                used = tr.rec.usage
+                if metered is not None and used is not None:
+                    meter.settle(metered, used.total_tokens)
+                if isinstance(tr.error, RateLimited):
+                    meter.press(clock(), tr.error.retry_after or 1.0)
+
+            return ended
+
+        return run_attempt(
+            self.st, tr, provider, req, splice, self.policy, breaker, meter, count, gate, held
+        )
+
+    def hedge(
+        self,
+        race: Race,
+        first: Try,
+        req: ProviderRequest,
+        target: Target,
+        after: float,
+        ignore_breakers: bool,
+    ) -> Launch:
+        """What starts ``first``'s hedge on ``target`` (asking it ``req``, as ``first``
+        was) when its time comes."""
+        st, policy = self.st, self.policy
+
+        def launch() -> tuple[Try, AsyncGenerator[list[Event], None], list[Event]] | None:
+            breaker = self.engine.breaker(target.name, policy)
+            if not ignore_breakers and not breaker.allow(self.engine._clock()):
+                return None
+            tr = Try(len(st.record.attempts) + 1, target, "original")
+            st.record.attempts.append(tr.rec)
+            provider = self.table.providers[target.provider]
+            events = self.one(tr, provider, req, None, breaker, gate=race.gate(tr), held=True)
+            st.record.hedges.append(
+                HedgeRecord(
+                    attempt=first.rec.attempt,
+                    hedge=tr.rec.attempt,
+                    target=target.name,
+                    after_s=after,
+                )
+            )
+            return tr, events, [Hedged(tr.rec.attempt, target.name, after)]
+
+        return launch
+
+    def _measured(self, load: Load, tr: Try) -> None:
+        """The attempt's time to first token, for ``least_latency`` pools (and the
+        route's ``hedge_after_s = "p95"``); a timeout before the first token counts as
+        the time it waited."""
+        rec = tr.rec
+        if rec.ttft_ms is not None:
+            load.first_token(rec.ttft_ms / 1000)
+            if self.latencies is not None and tr.shape == "original":
+                self.latencies.add(rec.ttft_ms / 1000)
+        elif isinstance(tr.error, UpstreamTimeout) and rec.duration_ms is not None:
+            load.first_token(rec.duration_ms / 1000)

@@ -21,6 +21,8 @@ __all__ = [
     "Event",
     "Failed",
     "Finish",
+    "HedgeRecord",
+    "Hedged",
     "ReasoningDelta",
     "RefusalDelta",
     "RequestRecord",
@@ -113,7 +115,8 @@ class AttemptRecord(msgspec.Struct, kw_only=True):
     attempt: int
     target: str
     shape: Shape = "original"
-    outcome: Literal["ok", "failed", "running"] = "running"
+    outcome: Literal["ok", "failed", "cancelled", "running"] = "running"
+    """``cancelled``: a hedged attempt that lost its race (``error`` says to whom)."""
     error_type: str | None = None
     error: str | None = None
     status: int | None = None
@@ -149,6 +152,18 @@ class PoolChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
     ``moved`` when it was not and the session went to its next one."""
 
 
+class HedgeRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A hedge: attempt ``hedge`` (on ``target``) started beside attempt ``attempt``,
+    which had sent no content ``after_s`` after it started."""
+
+    attempt: int
+    hedge: int
+    target: str
+    after_s: float
+    won: bool | None = None
+    """True: the hedge sent content first; False: the first attempt did; None: neither."""
+
+
 class RequestRecord(msgspec.Struct, kw_only=True):
     """Everything that happened to one request; the final event carries it."""
 
@@ -162,6 +177,7 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     """Targets passed over because they reached their rate limit (``limits``)."""
     pools: list[PoolChoice] = msgspec.field(default_factory=list)
     """The order each pool of more than one member chose (`router.balance`)."""
+    hedges: list[HedgeRecord] = msgspec.field(default_factory=list)
     client: str | None = None
     """Who asked, as the caller names it (the gateway: an API key's id); not used here."""
 
@@ -170,6 +186,16 @@ class AttemptStarted(msgspec.Struct, tag="attempt_started", gc=False):
     attempt: int
     target: str
     shape: Shape
+
+
+class Hedged(msgspec.Struct, tag="hedged", gc=False):
+    """Attempt ``attempt`` started on ``target`` beside the running one, which had sent
+    no content after ``after_s``. Its `AttemptStarted` follows only if it sends content
+    first (it then answers); the loser is cancelled."""
+
+    attempt: int
+    target: str
+    after_s: float
 
 
 class AttemptFailed(msgspec.Struct, tag="attempt_failed", gc=False):
@@ -232,6 +258,7 @@ Event = (
     | ToolCallDelta
     | AttemptStarted
     | AttemptFailed
+    | Hedged
     | StreamSwitch
     | Reset
     | Done

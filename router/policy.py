@@ -170,6 +170,12 @@ class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     affinity: Literal["off", "session"] = "off"
     """``session``: the requests of one session go to the same member of each pool
     while it is usable (its prompt cache keeps hitting); see `router.balance.by_session`."""
+    hedge_after_s: PositiveSeconds | Literal["p95"] | None = None
+    """Hedged first tokens: an attempt that has sent no content this long after it
+    started gets a second one, on the next candidate, in parallel; the first to send
+    content answers and the other is cancelled. ``"p95"``: the route's recent 95th
+    percentile time to first token (no hedging until it has enough samples). Unset:
+    never (see `router.hedge`)."""
 
     def members(self) -> list[str]:
         """Every target the route may use, entry by entry, each once."""

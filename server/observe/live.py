@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 import msgspec
 
@@ -27,6 +27,7 @@ from router.events import (
     Done,
     Event,
     Failed,
+    Hedged,
     RequestRecord,
     Reset,
     StreamSwitch,
@@ -188,6 +189,9 @@ class LiveFeed:
                 changed = True
             elif row is None:
                 continue
+            elif kind is Hedged:  # its target shows once it answers (its AttemptStarted)
+                row.attempts = cast(Hedged, event).attempt
+                changed = True
             elif kind is AttemptFailed:
                 assert isinstance(event, AttemptFailed)
                 row.failed_attempts += 1

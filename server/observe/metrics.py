@@ -9,6 +9,8 @@ Counted when a request ends, from the `RequestRecord` its `Done` or `Failed` car
   and another one followed (a retry of the same target has ``from_target == to_target``);
 - ``llmgate_stream_switches_total{route, from_target, to_target, mode, reason}``: the
   answer continued on another target after content was delivered;
+- ``llmgate_hedges_total{route, outcome}``: hedged attempts (``hedge_after_s``) by who
+  sent content first: ``won`` (the hedge), ``lost`` (the attempt it hedged) or ``none``;
 - ``llmgate_resets_total{route}``: switches that told the client to discard its text;
 - ``llmgate_tokens_total{route, target, kind}``: the usage each attempt reported
   (``prompt``, ``completion``, ``cached``);
@@ -19,7 +21,7 @@ Counted as each attempt starts, for the requests the gateway announces (`started
 ``on_request_start`` hook, which says the route before the first attempt):
 
 - ``llmgate_selections_total{route, target}``: every upstream attempt started, whether
-  a pool's pick, a retry or a fallback; unlike ``llmgate_attempts_total`` it includes
+  a pool's pick, a retry, a fallback or a hedge; unlike ``llmgate_attempts_total`` it includes
   the attempts still running.
 
 Timed with this observer's clock, from the gateway's `started` (or, for a request it
@@ -65,6 +67,7 @@ from router.events import (
     Done,
     Event,
     Failed,
+    Hedged,
     RequestRecord,
     TextDelta,
     ToolCallDelta,
@@ -160,6 +163,15 @@ class Metrics:
                 registry=r,
             )
         )
+        self.hedges = _Children(
+            Counter(
+                "llmgate_hedges",
+                "Hedged attempts, by who sent content first: won (the hedge), lost (the "
+                "attempt it hedged) or none.",
+                ["route", "outcome"],
+                registry=r,
+            )
+        )
         self.resets = _Children(
             Counter(
                 "llmgate_resets", "Stream switches that reset the client.", ["route"], registry=r
@@ -240,9 +252,10 @@ class Metrics:
         if batch:  # an attempt's start travels alone, and so does the outcome, last
             last = batch[-1]
             kind = type(last)  # once: this runs for every chunk
-            if kind is AttemptStarted:
+            if kind is AttemptStarted or kind is Hedged:
                 if live.route is not None:
-                    self.selections(live.route, cast(AttemptStarted, last).target).inc()
+                    target = cast("AttemptStarted | Hedged", last).target
+                    self.selections(live.route, target).inc()
             elif kind is Done:
                 self._end(request_id, live, cast(Done, last).record, "ok")
             elif kind is Failed:
@@ -305,11 +318,18 @@ class Metrics:
                 if price is not None:
                     self.cost(route, a.target).inc(price.cost(a.usage))
         for failed, following in pairwise(record.attempts):
-            self.fallbacks(route, failed.target, following.target, failed.error_type or "").inc()
+            if failed.outcome == "failed":  # not a hedge's cancelled loser
+                reason = failed.error_type or ""
+                self.fallbacks(route, failed.target, following.target, reason).inc()
+        for hedge in record.hedges:
+            self.hedges(route, _HEDGE_OUTCOME[hedge.won]).inc()
         for s in record.switches:
             self.switches(route, s.from_target, s.to_target, s.mode, s.reason).inc()
             if s.reset:
                 self.resets(route).inc()
+
+
+_HEDGE_OUTCOME = {True: "won", False: "lost", None: "none"}
 
 
 def _attempt(record: RequestRecord, number: int) -> AttemptRecord | None:

@@ -138,19 +138,37 @@ SSE_HEAD = (
 """The head of a streamed response; the body follows in chunked frames."""
 
 
+class ClientLeft(ConnectionError):
+    """The client closed the connection before the response was complete."""
+
+
 class Pacer:
     """Writes a response. Bytes with no delay between them go out in one write, as a
     bursty upstream's do: a client then reads several events at once, deterministically.
+
+    Given the connection's ``reader``, a delay ends early when the client closes the
+    connection, with `ClientLeft`.
     """
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader | None = None
+    ) -> None:
         self._writer = writer
+        self._reader = reader
         self._pending = bytearray()
 
     async def send(self, data: bytes, delay: float = 0.0) -> None:
         if delay:
             await self.flush()
-            await asyncio.sleep(delay)
+            if self._reader is None:
+                await asyncio.sleep(delay)
+            else:
+                try:
+                    await asyncio.wait_for(_until_client_leaves(self._reader), delay)
+                except TimeoutError:
+                    pass
+                else:
+                    raise ClientLeft
         self._pending.extend(data)
 
     async def flush(self) -> None:
@@ -172,6 +190,9 @@ class FakeUpstream:
         self._models: list[str] = []
         self.connections = 0
         """TCP connections accepted so far (keep-alive reuse keeps this low)."""
+        self.left: list[str] = []
+        """The model of each request whose client closed the connection while it waited
+        for an answer (a `Hang`, or a `Stream`'s delay)."""
         self.port = 0
         self._scripts: dict[str, list[Behaviour]] = {}
         self._responders: dict[str, Responder] = {}
@@ -327,9 +348,14 @@ class FakeUpstream:
                 return False
             case Hang():
                 await _until_client_leaves(reader)
+                self.left.append(model or "")
                 return False
             case _:  # this fake's (or a subclass's) Stream
-                return await self._stream(reader, writer, behaviour, data) and keep_alive
+                try:
+                    return await self._stream(reader, writer, behaviour, data) and keep_alive
+                except ClientLeft:
+                    self.left.append(model or "")
+                    return False
 
     async def _status(self, writer: asyncio.StreamWriter, status: Status) -> None:
         body = status.body or self._error_body(status.code)
@@ -364,7 +390,7 @@ class FakeUpstream:
                 {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
             )
 
-        out = Pacer(writer)
+        out = Pacer(writer, reader)
         send, flush = out.send, out.flush
         extra = "".join(f"{k}: {v}\r\n" for k, v in (s.headers or {}).items())
         await send(SSE_HEAD[:-2] + extra.encode() + b"\r\n")

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from tests.eventually import eventually
 from tests.fakes.openai_upstream import Status, Stream
 from tests.integration.conftest import KEY
 from tests.integration.test_chat_e2e import MESSAGES, outcomes, record_of, stream_text
@@ -202,3 +203,36 @@ def test_a_member_that_says_its_quota_is_spent_gets_the_next_requests_last(
     answers = [stream_text(client, "chat")[0] for _ in range(5)]
     # east answered once, said it was spent, and then came after west every time
     assert answers == ["from east"] + ["from west"] * 4
+
+
+def test_a_late_first_token_is_hedged_and_the_client_gets_one_stream(
+    make_gateway: Any, upstream: Any
+) -> None:
+    upstream.script("slow", Stream(["Late ", "answer."], first_delay_s=30))
+    upstream.script("fast", Stream(["Fast ", "answer."]))
+    gw = make_gateway(routes={"chat": {"targets": ["up/slow", "up/fast"], "hedge_after_s": 0.2}})
+    text, chunks = stream_text(gw.client(), "chat")
+    assert text == "Fast answer."
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert {c.model for c in chunks} == {"fast"}  # one stream, the winner's
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    record = record_of(chunks)
+    assert outcomes(record) == [("up/slow", "cancelled", None), ("up/fast", "ok", None)]
+    assert record["attempts"][0]["error"] == "up/fast sent content first"
+    assert record["hedges"] == [
+        {"attempt": 1, "hedge": 2, "target": "up/fast", "after_s": 0.2, "won": True}
+    ]
+    # the loser's upstream saw its connection closed while it was still thinking
+    eventually(lambda: upstream.left == ["slow"], "the slow upstream to see the client leave")
+
+
+def test_a_hedged_route_answers_from_the_first_target_when_it_is_quick(
+    make_gateway: Any, upstream: Any
+) -> None:
+    upstream.script("quick", Stream(["On ", "time."]))
+    upstream.script("spare", Stream(["never"]))
+    gw = make_gateway(routes={"chat": {"targets": ["up/quick", "up/spare"], "hedge_after_s": 5.0}})
+    text, chunks = stream_text(gw.client(), "chat")
+    assert text == "On time."
+    assert record_of(chunks).get("hedges", []) == []
+    assert upstream.requests_for("spare") == []

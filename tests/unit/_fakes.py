@@ -26,7 +26,22 @@ class Hang:
 
 HANG = Hang()
 
-Step = list[Chunk] | ProviderError | Hang
+
+class Until:
+    """A script step that waits until the test calls `release`: an upstream whose next
+    bytes come exactly when the test says."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def release(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+Step = list[Chunk] | ProviderError | Hang | Until
 Script = Sequence[Step]
 T = TypeVar("T")
 
@@ -42,7 +57,8 @@ class Call(msgspec.Struct):
 class FakeProvider:
     """An upstream that plays one script per `stream` call and records what it was sent.
 
-    A step is a batch of chunks to yield, a `ProviderError` to raise or `HANG`. A call
+    A step is a batch of chunks to yield, a `ProviderError` to raise, `HANG` or an
+    `Until`. A call
     beyond the scripts fails the test (the engine does not catch `AssertionError`).
     """
 
@@ -72,6 +88,8 @@ class FakeProvider:
                     raise step
                 if isinstance(step, Hang):
                     await asyncio.Event().wait()
+                elif isinstance(step, Until):
+                    await step.wait()
                 else:
                     yield step
         finally:
