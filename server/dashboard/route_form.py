@@ -33,7 +33,16 @@ from server.dashboard.forms import (
 from server.store.models import NAME_LENGTH
 from server.store.schemas import canonical
 
-__all__ = ["DEFAULTS", "GROUPS", "MODES", "REASONS", "RouteForm", "TargetsField", "edit_rows"]
+__all__ = [
+    "AFFINITIES",
+    "DEFAULTS",
+    "GROUPS",
+    "MODES",
+    "REASONS",
+    "RouteForm",
+    "TargetsField",
+    "edit_rows",
+]
 
 
 class NumberField(NamedTuple):
@@ -71,7 +80,16 @@ BUDGET = (
     NumberField("budget.window", "Window", "calendar (the default) or rolling."),
     NumberField("budget.downgrade_to", "Downgrade to route", "Served instead once spent."),
 )
+POOLS = (
+    NumberField(
+        "hedge_after_s",
+        "Hedge after (s)",
+        "No content this long: ask the next candidate too, first answer wins. p95: the "
+        "route's recent p95. Empty: never.",
+    ),
+)
 GROUPS = (
+    ("Pools", POOLS),
     ("Retries", RETRIES),
     ("Timeouts", TIMEOUTS),
     ("Circuit breaker", BREAKER),
@@ -80,6 +98,7 @@ GROUPS = (
 """The number fields beside the form's main column, by fieldset."""
 SCALARS = (
     "stream_fallback_mode",
+    "affinity",
     "stream_resume_prompt",
     *(f.name for _, fields in GROUPS for f in fields),
 )
@@ -102,6 +121,7 @@ def _literals(struct: type[msgspec.Struct], name: str) -> tuple[str, ...]:
 
 
 MODES = _literals(RoutePolicy, "stream_fallback_mode")
+AFFINITIES = _literals(RoutePolicy, "affinity")
 REASONS = _literals(RoutePolicy, "fallback_on")
 DEFAULTS = {key: show_value(value) for key, value in flatten(canonical(RoutePolicy()))}
 """Each field's default, shown greyed in an empty field."""

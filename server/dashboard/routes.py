@@ -27,6 +27,7 @@ from router.policy import RoutePolicy
 from server.dashboard.common import View, fragment, with_status
 from server.dashboard.forms import ACTOR, READ_ONLY
 from server.dashboard.route_form import (
+    AFFINITIES,
     DEFAULTS,
     GROUPS,
     MODES,
@@ -73,6 +74,7 @@ def _form_page(view: View, form: RouteForm, status: int = 200) -> Template:
         form=form,
         targets=form.targets_field(_target_options(view)),
         modes=MODES,
+        affinities=AFFINITIES,
         reasons=REASONS,
         defaults=DEFAULTS,
         groups=GROUPS,

@@ -61,7 +61,7 @@ class AttemptItem(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def error_label(self) -> str:
-        return self.error_type or "error"
+        return self.error_type or ("cancelled" if self.outcome == "cancelled" else "error")
 
     def switched_to_by(self, switch: SwitchItem) -> bool:
         """Whether this is the attempt ``switch`` moved the answer to: a later attempt
@@ -96,18 +96,47 @@ class PoolItem:
         return " → ".join(self.order)
 
 
-TimelineItem = PoolItem | SkippedItem | SwitchItem | AttemptItem
+class HedgeItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A hedge (`router.events.HedgeRecord`): shown just before the attempt it started."""
+
+    kind: ClassVar[str] = "hedge"
+    attempt: int = 0
+    hedge: int = 0
+    target: str = ""
+    after_s: float = 0.0
+    won: bool | None = None
+
+    @property
+    def text(self) -> str:
+        return (
+            f"#{self.attempt} sent no content within {ms(self.after_s * 1000)}: "
+            f"#{self.hedge} asked {self.target} in parallel"
+        )
+
+    @property
+    def result(self) -> str:
+        if self.won is None:
+            return "neither answered"
+        return "the hedge answered first" if self.won else f"#{self.attempt} answered first"
+
+
+TimelineItem = PoolItem | SkippedItem | SwitchItem | HedgeItem | AttemptItem
 
 
 def timeline(record: Mapping[str, Any]) -> list[TimelineItem]:
-    """The attempts in order, each stream switch just before the attempt it switched
-    to; first how each pool ranked its members, and the targets skipped."""
+    """The attempts in order, each stream switch or hedge just before the attempt it
+    started; first how each pool ranked its members, and the targets skipped."""
     items: list[TimelineItem] = [PoolItem.of(c) for c in record.get("pools") or []]
     items += [SkippedItem(t) for t in record.get("skipped") or []]
     switches = [SwitchItem.of(s) for s in record.get("switches") or []]
+    hedges = {
+        h.hedge: h for h in (msgspec.convert(h, HedgeItem) for h in record.get("hedges") or [])
+    }
     for attempt in (AttemptItem.of(a) for a in record.get("attempts") or []):
         if switches and attempt.switched_to_by(switches[0]):
             items.append(switches.pop(0))
+        if attempt.attempt in hedges:
+            items.append(hedges[attempt.attempt])
         items.append(attempt)
     items.extend(switches)
     return items

@@ -371,6 +371,20 @@ async def test_a_simulated_stall_fails_over_on_the_stall_timeout(open_dashboard:
     assert "timeout" in failed
 
 
+async def test_a_simulated_slow_first_token_rehearses_a_hedge(open_dashboard: Open) -> None:
+    routes = {"two": {**PLAY_CONFIG["routes"]["two"], "hedge_after_s": 0.05}}
+    dashboard = await open_dashboard({**PLAY_CONFIG, "routes": routes})
+    events = await stream(
+        dashboard.web, await start(dashboard, route="two", simulate="slow", n="30000")
+    )
+    assert text(events) == ANSWER
+    assert log_kinds(events) == ["begin", "attempt_started", "hedged", "attempt_started", "done"]
+    hedged = next(d for n, d in events if n == "log" and 'data-event="hedged"' in d)
+    assert "b/y" in hedged and "50 ms" in hedged
+    outcome = dict(events)["outcome"]
+    assert "b/y" in outcome and "the hedge answered first" in outcome
+
+
 # --- the token ------------------------------------------------------------------------
 
 

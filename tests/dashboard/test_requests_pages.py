@@ -392,3 +392,33 @@ async def test_the_detail_page_says_how_each_pool_ranked_its_members(
     assert choice and "least_busy" in choice.group(1)
     assert "new/b → old/a" in choice.group(1)
     assert text.index('class="pool-choice"') < text.index('id="attempt-1"')
+
+
+async def test_the_detail_page_shows_a_hedge_and_its_cancelled_loser(
+    dashboard: Dashboard, engine: AsyncEngine
+) -> None:
+    record = {
+        "request_id": "chatcmpl-000004",
+        "route": "chat",
+        "attempts": [
+            {
+                "attempt": 1,
+                "target": "old/a",
+                "outcome": "cancelled",
+                "error": "new/b sent content first",
+            },
+            {"attempt": 2, "target": "new/b", "outcome": "ok", "chars": 4},
+        ],
+        "hedges": [{"attempt": 1, "hedge": 2, "target": "new/b", "after_s": 0.5, "won": True}],
+    }
+    await insert_rows(engine, [log_row(4, datetime.now(UTC), record=record, target="new/b")])
+    text = (await dashboard.get("/admin/requests/chatcmpl-000004")).text
+    hedge = re.search(r'<li class="hedge-item">(.*?)</li>', text, re.S)
+    assert hedge, text
+    assert "#1 sent no content within 500 ms: #2 asked new/b in parallel" in hedge.group(1)
+    assert "the hedge answered first" in hedge.group(1)
+    assert text.index('id="attempt-1"') < text.index('class="hedge-item"')
+    assert text.index('class="hedge-item"') < text.index('id="attempt-2"')
+    loser = re.search(r'id="attempt-1">(.*?)</li>', text, re.S)
+    assert loser and "badge cancelled" in loser.group(1)
+    assert "cancelled</span>: new/b sent content first" in loser.group(1)

@@ -520,3 +520,28 @@ async def test_a_route_named_with_url_characters_is_linked_quoted_once(
     updated = await dashboard.post(edit, data={**form, **await _form(dashboard, edit)})
     assert updated.status_code == 200, updated.text
     assert (await dashboard.gateway.admin.get("/routes")).json()["routes"][name]["max_retries"] == 1
+
+
+async def test_affinity_and_hedging_are_saved_shown_again_and_checked(
+    dashboard: Dashboard,
+) -> None:
+    form = {**FULL, **await _form(dashboard), "affinity": "session", "hedge_after_s": "p95"}
+    saved = await dashboard.post("/admin/routes/new", data=form)
+    assert saved.status_code == 200, saved.text
+    stored = (await dashboard.gateway.admin.get("/routes/fresh")).json()
+    assert (stored["affinity"], stored["hedge_after_s"]) == ("session", "p95")
+    edit = (await dashboard.get("/admin/routes/fresh/edit")).text
+    assert _value(edit, "hedge_after_s") == "p95"
+    assert re.search(r'<option value="session" selected>', edit)
+    # Saving the form again keeps both (a field the form did not show would be lost).
+    again = {**form, **await _form(dashboard, "/admin/routes/fresh/edit"), "hedge_after_s": "1.5"}
+    del again["name"]
+    updated = await dashboard.post("/admin/routes/fresh/edit", data=again)
+    assert updated.status_code == 200, updated.text
+    stored = (await dashboard.gateway.admin.get("/routes/fresh")).json()
+    assert (stored["affinity"], stored["hedge_after_s"]) == ("session", 1.5)
+
+    bad = {**form, "name": "other", "hedge_after_s": "soon"}
+    refused = await dashboard.post("/admin/routes/new", data=bad)
+    assert refused.status_code == 422
+    assert _error(refused.text, "hedge_after_s")

@@ -65,10 +65,11 @@ class RunForm(msgspec.Struct):
             if simulate != "none" and info is not None and info.mock_target is None:
                 errors["simulate"] = "This route has no mock target to fail."
         n: int | None = 0
-        if simulate in ("cut", "stall"):
+        if simulate in ("cut", "stall", "slow"):
             n = _whole(self.n, 0)
             if n is None:
-                errors["n"] = f"A whole number of words from 0 to {MAX_WORDS}."
+                unit = "milliseconds" if simulate == "slow" else "words"
+                errors["n"] = f"A whole number of {unit} from 0 to {MAX_WORDS}."
         if errors or n is None:
             return None, errors
         return RunSpec(self.route, self.prompt, max_tokens, simulate, n), {}
@@ -105,6 +106,8 @@ class RunPanel:
             return f"{target} cuts the stream after {spec.n} words"
         if spec.simulate == "stall":
             return f"{target} stalls after {spec.n} words"
+        if spec.simulate == "slow":
+            return f"{target} sends its first token after {spec.n} ms"
         return ""
 
 

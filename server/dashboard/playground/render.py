@@ -24,6 +24,7 @@ from router.events import (
     Done,
     Event,
     Failed,
+    Hedged,
     Reset,
     StreamSwitch,
     TextDelta,
@@ -46,6 +47,7 @@ _ANSWER: dict[type[Event], str] = {
 }
 _LOG: dict[type[Event], str] = {
     AttemptStarted: "attempt_started",
+    Hedged: "hedged",
     AttemptFailed: "attempt_failed",
     StreamSwitch: "stream_switch",
     Reset: "reset",
@@ -118,6 +120,14 @@ class EventView:
         if isinstance(self.ev, Failed):
             return "partial" if self.ev.partial else "failed"
         return "ok"
+
+    @property
+    def hedge(self) -> str:
+        """How a hedge ended (``the hedge answered first``), or ""."""
+        hedges = self.ev.record.hedges if isinstance(self.ev, Done) else []
+        if not hedges or hedges[-1].won is None:
+            return ""
+        return "the hedge answered first" if hedges[-1].won else "the hedged attempt answered first"
 
     @property
     def switches(self) -> str:

@@ -22,12 +22,13 @@ from router.table import ResolvedRoute, RoutingTable
 
 __all__ = ["SIMULATIONS", "RouteInfo", "Simulate", "route_info", "simulated_table"]
 
-Simulate = Literal["none", "fail", "cut", "stall"]
+Simulate = Literal["none", "fail", "cut", "stall", "slow"]
 SIMULATIONS: tuple[tuple[Simulate, str], ...] = (
     ("none", "none: a real request"),
     ("fail", "fail before the first token (HTTP 503)"),
     ("cut", "cut the stream after N words"),
     ("stall", "stall after N words"),
+    ("slow", "send the first token after N ms (rehearses a hedge)"),
 )
 
 
@@ -42,6 +43,7 @@ class RouteInfo:
     request_timeout_s: float
     mock_target: str | None
     """The first target served by a mock provider: where a failure can be simulated."""
+    hedge_after_s: float | str | None = None
 
 
 def route_info(table: RoutingTable, name: str) -> RouteInfo | None:
@@ -56,6 +58,7 @@ def route_info(table: RoutingTable, name: str) -> RouteInfo | None:
         max_retries=route.policy.max_retries,
         request_timeout_s=route.policy.request_timeout_s,
         mock_target=None if index is None else route.targets[index].name,
+        hedge_after_s=route.policy.hedge_after_s,
     )
 
 
@@ -90,7 +93,12 @@ class _OneModelInjected:
 
 def _inject(config: MockConfig, simulate: Simulate, n: int) -> MockConfig:
     """The simulated failure alone: the mock's own configured failures are cleared."""
-    clear: dict[str, Any] = {"fail_status": None, "cut_after": None, "stall_after": None}
+    clear: dict[str, Any] = {
+        "fail_status": None,
+        "cut_after": None,
+        "stall_after": None,
+        "first_token_latency_ms": 0.0,
+    }
     if simulate == "fail":
         return msgspec.structs.replace(
             config, **{**clear, "fail_status": 503, "fail_times": None, "retry_after_s": None}
@@ -99,6 +107,8 @@ def _inject(config: MockConfig, simulate: Simulate, n: int) -> MockConfig:
         return msgspec.structs.replace(config, **{**clear, "cut_after": n})
     if simulate == "stall":
         return msgspec.structs.replace(config, **{**clear, "stall_after": n})
+    if simulate == "slow":
+        return msgspec.structs.replace(config, **{**clear, "first_token_latency_ms": float(n)})
     return config
 
 

@@ -34,7 +34,8 @@ class RunSpec(msgspec.Struct, frozen=True, array_like=True):
     max_tokens: int | None
     simulate: Simulate
     n: int
-    """The words before a simulated cut or stall."""
+    """The words before a simulated cut or stall; the milliseconds before a slow first
+    token."""
 
     @property
     def simulated(self) -> bool:
