@@ -178,6 +178,20 @@ def _pool(upstream_port: int, chunks: int) -> str:
     return text
 
 
+HEDGE_AFTER_S = 0.05
+
+
+def _hedge(upstream_port: int, chunks: int) -> str:
+    """``skewed`` and ``skewed-hedged``: two deployments of the fake's slow-tailed
+    ``skewed`` model, without and with ``hedge_after_s`` (``run.py --hedge``)."""
+    targets = f'["up/skewed-{chunks}", "up2/skewed-{chunks}"]'
+    return (
+        f'\n[providers.up2]\nkind = "openai"\nbase_url = "http://{HOST}:{upstream_port}/v1"\n'
+        f"\n[routes.skewed]\ntargets = {targets}\n"
+        f"\n[routes.skewed-hedged]\ntargets = {targets}\nhedge_after_s = {HEDGE_AFTER_S}\n"
+    )
+
+
 def _config(
     upstream_port: int,
     transport: str,
@@ -185,6 +199,7 @@ def _config(
     anthropic: bool,
     budget: bool = False,
     pool: bool = False,
+    hedge: bool = False,
 ) -> str:
     config = f"""\
 [server]
@@ -218,6 +233,8 @@ targets = ["upa/paced-{chunks}"]
         config += BUDGET.format(route="burst") + BUDGET.format(route="paced")
     if pool:
         config += _pool(upstream_port, chunks)
+    if hedge:
+        config += _hedge(upstream_port, chunks)
     return config
 
 
@@ -233,6 +250,7 @@ def start_gateway(
     source: Path | None = None,
     budget: bool = False,
     pool: bool = False,
+    hedge: bool = False,
 ) -> Proc:
     """`llmgate serve` with a generated config; under cProfile if ``profile_to``; from
     the source tree ``source`` (say, an unpacked other commit) instead of the installed
@@ -240,11 +258,12 @@ def start_gateway(
     ``paced`` to the fake upstream's OpenAI mode and, if the gateway has the Anthropic
     adapter, ``anthropic-burst`` and ``anthropic-paced`` to its Anthropic mode. With
     ``budget``, ``burst`` and ``paced`` carry a budget that never refuses; with ``pool``
-    the config also has the ``pool-burst`` and ``pool-paced`` routes."""
+    the config also has the ``pool-burst`` and ``pool-paced`` routes; with ``hedge``,
+    ``skewed`` and ``skewed-hedged``."""
     port = _free_port()
     config = run_dir / f"gateway-{transport}.toml"
     config.write_text(
-        _config(upstream_port, transport, chunks, has_anthropic(source), budget, pool)
+        _config(upstream_port, transport, chunks, has_anthropic(source), budget, pool, hedge)
     )
     if profile_to is not None:
         gateway = [sys.executable, str(HERE / "_profiled_gateway.py"), str(profile_to)]

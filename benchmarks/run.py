@@ -96,6 +96,12 @@ def _targets(
     """Direct first, then the relay and each gateway; then the Anthropic pair."""
     fake_model = f"{mode}-{args.chunks}"
     targets = [_Target("direct", upstream, fake_model)]
+    if mode == "skewed":  # the route of two slow-tailed deployments, without and with hedging
+        targets += [_Target(f"gw-{t}", gw, mode, transport=t) for t, gw in gateways.items()]
+        if gateways:
+            t, gw = next(iter(gateways.items()))
+            targets.append(_Target("gw-hedged", gw, "skewed-hedged", transport=t))
+        return targets
     if relay is not None:
         targets.append(_Target("relay", relay, fake_model))
     targets += [_Target(f"gw-{t}", gw, mode, transport=t) for t, gw in gateways.items()]
@@ -183,6 +189,7 @@ def _run(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
                 source=args.source,
                 budget=args.budget,
                 pool=args.pool,
+                hedge=args.hedge,
             )
             procs.append(gateways[transport])
         if pin:
@@ -252,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="add a gw-pool row: the same upstream as five members of a least_latency pool",
     )
+    parser.add_argument(
+        "--hedge",
+        action="store_true",
+        help="add the skewed mode: a slow-tailed upstream's TTFT through two deployments, "
+        "without and with hedge_after_s (gw-hedged)",
+    )
     parser.add_argument("--no-relay", action="store_true", help="skip the byte-relay floor")
     parser.add_argument(
         "--no-anthropic",
@@ -267,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup is None:
         args.warmup = 0.3 if args.quick else 0.5
     bad = (set(args.transports) - set(TRANSPORTS)) | (set(args.modes) - set(MODES))
+    if args.hedge:
+        args.modes = [*args.modes, "skewed"]
     if bad:
         parser.error(f"unknown value(s): {', '.join(sorted(bad))}")
     if args.anthropic and not has_anthropic(args.source):

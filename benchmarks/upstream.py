@@ -12,7 +12,10 @@ an OpenAI ``chat.completion.chunk`` stream (role, N content chunks, finish, usag
   and protocol, and reused);
 - ``paced-N``: the same events with 1 ms between content chunks. One timer drives
   every open paced stream, so 64 concurrent streams cost one wake-up per millisecond,
-  not 64.
+  not 64;
+- ``skewed-N``: the burst answer after a delay: 10 ms, or for one request in twenty
+  (drawn from a seeded generator) 300 ms. A deployment with a slow tail, for the
+  hedging rows (``run.py --hedge``).
 
 Any ``GET`` answers ``200 ok`` (a readiness probe). Only for benchmarks: it reads
 nothing of the request but the path and the model name.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import signal
 import time
@@ -39,8 +43,11 @@ _HEAD = (
     b"\r\n"
 )
 _OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
-_MODEL = re.compile(rb'"model"\s*:\s*"(burst|paced)-(\d+)"')
+_MODEL = re.compile(rb'"model"\s*:\s*"(burst|paced|skewed)-(\d+)"')
 _TICK_S = 0.001
+SKEW_FAST_S = 0.010
+SKEW_SLOW_S = 0.300
+SKEW_SLOW_SHARE = 0.05
 
 
 def _frame(data: bytes) -> bytes:
@@ -129,6 +136,11 @@ class Upstream:
         self._streams: list[_Stream] = []
         self._timer: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
+        self._skew = random.Random(1)
+
+    def skew(self) -> float:
+        """The delay of the next ``skewed`` answer."""
+        return SKEW_SLOW_S if self._skew.random() < SKEW_SLOW_SHARE else SKEW_FAST_S
 
     @staticmethod
     def _events(anthropic: bool, n: int) -> list[bytes]:
@@ -209,6 +221,10 @@ class _Conn(asyncio.Protocol):
         if not self._busy:
             self._serve()
 
+    def _late(self, data: bytes) -> None:
+        self.write(data)
+        self.finished()
+
     def finished(self) -> None:
         self._busy = False
         if self._buf:
@@ -235,6 +251,10 @@ class _Conn(asyncio.Protocol):
             anthropic = path.endswith(b"/messages")
             if m.group(1) == b"burst":
                 self.write(self._up.burst(n, anthropic))
+            elif m.group(1) == b"skewed":
+                self._busy = True
+                data = self._up.burst(n, anthropic)
+                asyncio.get_running_loop().call_later(self._up.skew(), self._late, data)
             else:
                 self._busy = True
                 self._up.start_paced(self, n, anthropic)
