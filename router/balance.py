@@ -8,6 +8,7 @@ random source and the entry's round-robin turn come in as arguments.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from hashlib import blake2b
 from math import log
@@ -15,7 +16,7 @@ from math import log
 from router.policy import Target
 from router.table import Entry
 
-__all__ = ["EXPLORE", "Load", "by_session", "order"]
+__all__ = ["EXPLORE", "Load", "Sessions", "by_session", "order"]
 
 EXPLORE = 0.05
 """``least_latency``: the share of requests that put a random member first, so that a
@@ -102,8 +103,9 @@ def by_session(entry: Entry, session: str) -> list[Target]:
     the order depends on nothing but those, so every process and node puts a session
     on the same member without sharing anything. When that member cannot be used
     (its breaker is open, it failed), the session goes to its second member, and only
-    the sessions of that member move; when it recovers they come back. A member added
-    to the pool takes over only the sessions it now wins."""
+    the sessions of that member move (the engine then keeps a moved session where it
+    went for a while: `Sessions`). A member added to the pool takes over only the
+    sessions it now wins."""
     weights = entry.weights or (1.0,) * len(entry.members)
     prefix = session.encode() + b"\0"
 
@@ -114,3 +116,41 @@ def by_session(entry: Entry, session: str) -> list[Target]:
 
     ranked = sorted(zip(entry.members, weights, strict=True), key=score, reverse=True)
     return [target for target, _ in ranked]
+
+
+class Sessions:
+    """Sessions served away from their own member (`by_session`), per pool, until they
+    have been idle for the route's ``affinity_ttl_s``: such a session stays on the member
+    that served it, whose prompt cache now holds its conversation, rather than coming
+    back the moment its own member recovers. A session served by its own member needs
+    no entry. Per process, and bounded: past ``max_size`` the least recently served are
+    forgotten (they then follow the hash again, as every other process does)."""
+
+    __slots__ = ("_served", "max_size")
+
+    def __init__(self, max_size: int = 100_000) -> None:
+        self.max_size = max_size
+        self._served: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+
+    def member(self, pool: str, session: str, now: float) -> str | None:
+        """The member that last served ``session`` in ``pool``, if within its time."""
+        found = self._served.get((pool, session))
+        if found is None:
+            return None
+        if found[1] <= now:
+            del self._served[pool, session]
+            return None
+        return found[0]
+
+    def served(self, pool: str, session: str, member: str, until: float) -> None:
+        key = (pool, session)
+        self._served[key] = (member, until)
+        self._served.move_to_end(key)
+        if len(self._served) > self.max_size:
+            self._served.popitem(last=False)
+
+    def forget(self, pool: str, session: str) -> None:
+        self._served.pop((pool, session), None)
+
+    def __len__(self) -> int:
+        return len(self._served)

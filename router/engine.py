@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
 from router._attempt import Run, Splice, Try, run_attempt
-from router.balance import Load, by_session, order
+from router.balance import Load, Sessions, by_session, order
 from router.breaker import CircuitBreaker
 from router.decide import AskAgain, Attempt, NextTarget, Retry, Stop, client_error, decide
 from router.errors import (
@@ -69,6 +69,7 @@ class Engine:
         self._meters: dict[str, Meter] = {}
         self._turns: dict[str, int] = {}
         self._ttfts: dict[str, Latencies] = {}
+        self._sessions = Sessions()
 
     def breaker(self, target: str, policy: RoutePolicy) -> CircuitBreaker:
         b = self._breakers.get(target)
@@ -110,8 +111,14 @@ class Engine:
         key = session if route.policy.affinity == "session" else None
         sticky = key is not None
         for i, entry in enumerate(route.entries):
+            away = False  # the session stays where it went when its own member failed
             if key is not None and len(entry.members) > 1:
                 ranked = by_session(entry, key)
+                held = self._sessions.member(entry.key, key, self._clock())
+                if held is not None and held != ranked[0].name:
+                    at = next((j for j, t in enumerate(ranked) if t.name == held), 0)
+                    ranked.insert(0, ranked.pop(at))
+                    away = True
             else:
                 turn = 0
                 if entry.balance == "round_robin":
@@ -125,7 +132,7 @@ class Engine:
                         entry=i,
                         balance="session" if sticky else entry.balance,
                         order=names,
-                        affinity="hit" if sticky else None,
+                        affinity=("moved" if away else "hit") if sticky else None,
                     )
                 )
             if len(ranked) > 1:  # a member the upstream says is spent goes last
@@ -210,6 +217,7 @@ class Engine:
         # Targets asked in the user_turn shape from now on: they refused an assistant
         # prefill, or (restart) their new answer diverged from the text shown.
         user_turn: set[str] = set()
+        sticky = session if policy.affinity == "session" else None
         spent: set[Target] = set()  # failed as a hedge beside another attempt
         latencies = self._latencies(route) if policy.hedge_after_s == "p95" else None
         run = _Attempts(self, st, table, policy, limits, tokens, latencies)
@@ -279,6 +287,8 @@ class Engine:
             target = tr.target
             err = tr.error
             if err is None:
+                if sticky is not None:
+                    self._stick(route, entry_of[target], sticky, target)
                 yield [Done(target.name, tr.finish or "stop", st.usage, st.record)]
                 return
             st.errors.append((target.name, err))
@@ -331,6 +341,18 @@ class Engine:
             breaker_allows=allows,
             jitter=self._rng(),
         )
+
+    def _stick(self, route: ResolvedRoute, entry: int, session: str, target: Target) -> None:
+        """Keep ``session`` on the member of a pool that answered it, when that is not
+        its own."""
+        pool = route.entries[entry]
+        if len(pool.members) < 2:
+            return
+        if by_session(pool, session)[0] == target:
+            self._sessions.forget(pool.key, session)
+        else:
+            until = self._clock() + route.policy.affinity_ttl_s
+            self._sessions.served(pool.key, session, target.name, until)
 
     def _latencies(self, route: ResolvedRoute) -> Latencies:
         found = self._ttfts.get(route.name)

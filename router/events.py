@@ -149,7 +149,8 @@ class PoolChoice(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Its members, first choice first (those whose breaker is open included)."""
     affinity: Literal["hit", "moved"] | None = None
     """With session affinity: ``hit`` when the session's own member was usable,
-    ``moved`` when it was not and the session went to its next one."""
+    ``moved`` when it was not and the session went to its next one, or when the session
+    stays on the member it moved to (``affinity_ttl_s``)."""
 
 
 class HedgeRecord(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -170,6 +170,10 @@ class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     affinity: Literal["off", "session"] = "off"
     """``session``: the requests of one session go to the same member of each pool
     while it is usable (its prompt cache keeps hitting); see `router.balance.by_session`."""
+    affinity_ttl_s: PositiveSeconds = 600.0
+    """With ``affinity = "session"``: how long a session stays on the member that last
+    served it when that is not its own (after its own failed), counted from its last
+    request; about a prompt cache's lifetime. See `router.balance.Sessions`."""
     hedge_after_s: PositiveSeconds | Literal["p95"] | None = None
     """Hedged first tokens: an attempt that has sent no content this long after it
     started gets a second one, on the next candidate, in parallel; the first to send

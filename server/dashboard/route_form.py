@@ -82,6 +82,12 @@ BUDGET = (
 )
 POOLS = (
     NumberField(
+        "affinity_ttl_s",
+        "Affinity TTL (s)",
+        "With session affinity: how long a session that had to leave its member stays "
+        "where it went, after its last request.",
+    ),
+    NumberField(
         "hedge_after_s",
         "Hedge after (s)",
         "No content this long: ask the next candidate too, first answer wins. p95: the "

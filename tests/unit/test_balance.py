@@ -9,7 +9,7 @@ from collections import Counter
 import msgspec
 import pytest
 
-from router.balance import EXPLORE, Load, by_session, order
+from router.balance import EXPLORE, Load, Sessions, by_session, order
 from router.engine import Engine
 from router.events import Done, Event
 from router.policy import Balance, Pool, RoutePolicy, Target
@@ -265,3 +265,37 @@ async def test_loads_lists_the_targets_tried_and_reading_creates_none(clock: Ste
     assert loads["a/m"].in_flight == 0 and loads["a/m"].ttft_s is not None
     loads.clear()  # a snapshot: the engine keeps its own
     assert list(engine.loads()) == ["a/m"]
+
+
+async def test_a_moved_session_stays_where_it_went_until_idle_for_the_ttl(
+    clock: SteadyClock,
+) -> None:
+    providers = [FakeProvider(n, *(answer(n) for _ in range(20))) for n in "abc"]
+    pool = Pool([f"{p.name}/m" for p in providers])
+    policy = RoutePolicy(targets=[pool], max_retries=0, affinity="session", affinity_ttl_s=60)
+    tbl = RoutingTable({p.name: p for p in providers}, {"r": policy})
+    engine = Engine(clock=clock, rng=random.random)
+    session = "key\0conversation-9"
+    own, second = (t.name for t in by_session(tbl.routes["r"].entries[0], session)[:2])
+    next(p for p in providers if f"{p.name}/m" == own).scripts.insert(0, [down()])
+    assert (await served_by(engine, tbl, session))[0] == second  # its own member failed
+    # Its own member answers again, but the conversation's prompt cache is on the second:
+    # it stays there while it keeps talking...
+    for _ in range(3):
+        clock.advance(50)
+        served, done = await served_by(engine, tbl, session)
+        assert served == second and done.record.pools[0].order[0] == second
+    # ...and goes home once it was idle for affinity_ttl_s (its cache is gone anyway).
+    clock.advance(61)
+    assert (await served_by(engine, tbl, session))[0] == own
+    assert len(engine._sessions) == 0  # a session at home needs no memory
+
+
+def test_sessions_are_bounded_and_expire() -> None:
+    sessions = Sessions(max_size=2)
+    sessions.served("p", "s1", "a/m", until=10.0)
+    sessions.served("p", "s2", "b/m", until=10.0)
+    sessions.served("p", "s3", "c/m", until=10.0)
+    assert sessions.member("p", "s1", now=0.0) is None  # the least recently served went
+    assert sessions.member("p", "s3", now=0.0) == "c/m"
+    assert sessions.member("p", "s3", now=10.0) is None and len(sessions) == 1
