@@ -26,6 +26,7 @@ from server.api.anthropic.routes import ANTHROPIC_HANDLERS, MESSAGES_PATH, http_
 from server.api.openai.routes import OPENAI_HANDLERS
 from server.api.openai.wire import INTERNAL_ERROR, error_body
 from server.api.ops import OPS_HANDLERS
+from server.api.responses.routes import RESPONSES_HANDLERS
 from server.core.admission import Admission
 from server.core.budgets import BudgetGate
 from server.core.gateway import Gateway
@@ -153,6 +154,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             *OPENAI_HANDLERS,
+            *RESPONSES_HANDLERS,
             *ANTHROPIC_HANDLERS,
             *OPS_HANDLERS,
             admin_router(),

@@ -26,12 +26,17 @@ import pytest
 from tests.clients.conftest import NODE_SCENARIOS, World, open_world, run_node_scenarios
 from tests.clients.scenarios import ANSWER, DEAD_ATTEMPTS, REASONING, REFUSAL, RETRY_AFTER
 
-REASONING_SHOWN = {"openai-compatible": "".join(REASONING), "openai-chat": ""}
+REASONING_SHOWN = {
+    "openai-compatible": "".join(REASONING),
+    "openai-chat": "",
+    "openai-responses": "".join(REASONING),
+}
 """What each provider exposes as reasoning parts: ``@ai-sdk/openai``'s chat model reads
-neither ``reasoning_content`` nor ``reasoning`` (no such field in its chunk schema)."""
+neither ``reasoning_content`` nor ``reasoning`` (no such field in its chunk schema); its
+Responses model shows the reasoning summary llmgate streams."""
 
 
-@pytest.fixture(scope="module", params=["openai-compatible", "openai-chat"])
+@pytest.fixture(scope="module", params=["openai-compatible", "openai-chat", "openai-responses"])
 def provider(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

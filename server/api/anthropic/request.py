@@ -11,14 +11,13 @@ turns the request into the engine's terms.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
 
-from providers.config import split_validation_error
 from router.errors import RequestError
+from server.api._decode import decode_body
 
 __all__ = [
     "MessagesRequest",
@@ -141,19 +140,11 @@ class MessagesRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
 
 
 _decode = msgspec.json.Decoder(MessagesRequest).decode
-_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
 
 
 def decode_messages_request(body: bytes) -> MessagesRequest:
     """Decode and check a request body; raise `RequestError` naming the bad field."""
-    try:
-        req = _decode(body)
-    except msgspec.ValidationError as exc:
-        raise _invalid(exc) from None
-    except msgspec.DecodeError as exc:
-        raise RequestError(f"The request body is not valid JSON: {exc}") from None
-    except RecursionError:  # the decoder's own limit, hit by a body nested absurdly deep
-        raise RequestError("The request body is nested too deeply.") from None
+    req = decode_body(_decode, body, "Messages")
     if isinstance(req.thread, dict):
         raise ThreadUnsupported(
             "thread: llmgate keeps no conversations between requests; send the whole "
@@ -171,15 +162,3 @@ class ThreadUnsupported(RequestError):
         "error_code": "thread_unsupported_request",
         "unsupported": ["thread"],
     }
-
-
-def _invalid(error: msgspec.ValidationError) -> RequestError:
-    """msgspec's message, with the offending field's path first (``messages[0].role: ...``)."""
-    what, path = split_validation_error(error)
-    path = path.lstrip(".")
-    field = _FIELD.search(what)
-    if field:
-        path = f"{path}.{field['field']}" if path else field["field"]
-    if what.startswith("Object contains unknown field"):
-        what = "this field is not supported by llmgate's Messages endpoint"
-    return RequestError(f"{path}: {what}" if path else what, param=path or None)

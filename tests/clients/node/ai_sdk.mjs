@@ -1,6 +1,7 @@
 // The Vercel AI SDK at its default retry settings, against llmgate. `provider` chooses
 // the model: "openai-compatible" (createOpenAICompatible, what the AI SDK documents for
-// OpenAI-compatible endpoints) or "openai-chat" (@ai-sdk/openai's chat-completions model).
+// OpenAI-compatible endpoints), "openai-chat" (@ai-sdk/openai's chat-completions model)
+// or "openai-responses" (@ai-sdk/openai's default model, `openai(id)`: the Responses API).
 import { createOpenAI } from "@ai-sdk/openai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { jsonSchema, streamText, tool } from "ai";
@@ -8,12 +9,15 @@ import { describeError, main, readInput } from "./common.mjs";
 
 const input = readInput();
 const options = { baseURL: input.baseUrl, apiKey: input.apiKey };
-const model =
-  input.provider === "openai-chat"
-    ? ((openai) => (route) => openai.chat(route))(createOpenAI(options))
-    : ((compat) => (route) => compat.chatModel(route))(
-        createOpenAICompatible({ name: "llmgate", includeUsage: true, ...options }),
-      );
+const models = {
+  "openai-chat": () => ((openai) => (route) => openai.chat(route))(createOpenAI(options)),
+  "openai-responses": () => ((openai) => (route) => openai(route))(createOpenAI(options)),
+  "openai-compatible": () =>
+    ((compat) => (route) => compat.chatModel(route))(
+      createOpenAICompatible({ name: "llmgate", includeUsage: true, ...options }),
+    ),
+};
+const model = models[input.provider ?? "openai-compatible"]();
 
 // An error part as JSON; a RetryError says how many calls the SDK made.
 function describe(error) {
