@@ -60,6 +60,9 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     request_log_text: bool = True
     """Whether the request log keeps the text each client was shown (the dashboard's
     request detail); off, it keeps only character counts and the switches."""
+    response_ttl_days: Annotated[float, Meta(gt=0, le=3650)] = 30.0
+    """How long a stored Responses API response (``store``, the default) is kept for
+    ``GET /v1/responses/{id}`` and ``previous_response_id``."""
     request_log_queue: Annotated[int, Meta(ge=1)] = 10_000
     """Rows waiting for the database at most; beyond that new rows are dropped and
     counted (``llmgate_request_log_dropped``), never blocking a request."""

@@ -40,6 +40,7 @@ from server.observe import Metrics, RequestLogWriter
 from server.observe.health import TargetHealth
 from server.observe.live import LiveFeed
 from server.store import DATABASE_URL_ENV
+from server.store.responses import ResponseKeeper
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -101,6 +102,7 @@ def create_app(
     gateway = Gateway(config, env)
     admission = Admission(config.server, gateway.env)
     guard = RetryGuard(config.server.retry_guard_s, config.server.retry_guard_user_agents)
+    keeper = ResponseKeeper(config.server.response_ttl_days, config.server.request_log_text)
     meter = Metrics(prices=lambda: gateway.prices)
     gateway.observe(meter.observe)
     meter.watch_loads(gateway.engine.loads)
@@ -131,6 +133,7 @@ def create_app(
                     flush_interval_s=settings.request_log_flush_s,
                     prices=lambda: gateway.prices,
                 )
+                keeper.use(reloader.store.engine)
                 budgets = BudgetGate(reloader.store.engine, lambda: gateway.prices)
                 admission.use_budgets(budgets)
                 gateway.observe(budgets.observe)
@@ -146,6 +149,8 @@ def create_app(
                     gateway.unobserve(budgets.observe)
                     admission.use_budgets(None)
                     await budgets.aclose()  # pending spend written, unused leases returned
+                    await keeper.aclose()
+                    keeper.use(None)
                     app.state.reloader = None
         finally:
             feed.close()
@@ -173,7 +178,7 @@ def create_app(
     )
     app.state.gateway = gateway
     app.state.admission = admission
-    app.state.serving = Serving(gateway, admission, guard)
+    app.state.serving = Serving(gateway, admission, guard, keeper)
     app.state.metrics = meter
     app.state.health = health
     app.state.reloader = None

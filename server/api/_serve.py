@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -42,6 +42,7 @@ from server.api._stream import SSE_HEADERS, hold_back, relay
 from server.core.admission import Admission
 from server.core.gateway import Gateway
 from server.core.retry_guard import REPLAYED, Remembered, RetryGuard
+from server.store.responses import ResponseKeeper
 
 __all__ = [
     "Call",
@@ -155,15 +156,22 @@ class Serving:
     gateway: Gateway
     admission: Admission
     retry_guard: RetryGuard
+    responses: ResponseKeeper
+
+
+Prepare = Callable[[C, Serving, str | None], Awaitable[C]]
+"""A door's own step between parsing a request and running it, given the client's key
+id: the Responses door rebuilds a follow-up's conversation from its stored one."""
 
 
 class Door(Generic[C]):
     """The flow over one `Wire`: ``await door.serve(request, serving)`` is a whole handler."""
 
-    __slots__ = ("wire",)
+    __slots__ = ("prepare", "wire")
 
-    def __init__(self, wire: Wire[C]) -> None:
+    def __init__(self, wire: Wire[C], prepare: Prepare[C] | None = None) -> None:
         self.wire = wire
+        self.prepare = prepare
 
     async def serve(
         self,
@@ -182,6 +190,8 @@ class Door(Generic[C]):
         if retry_of is not None and (replay := guard.recall(retry_of)) is not None:
             return _replay(replay)
         call = wire.parse(body)
+        if self.prepare is not None:
+            call = await self.prepare(call, serving, key.id if key else None)
         table = gateway.table
         admission.allowed(key, table, call.model)
         model = await admission.admit(key, table, call.model, request_id)

@@ -4,7 +4,8 @@
 canonical JSON of their msgspec Structs. ``revisions`` keeps every revision with a
 full snapshot, so a rollback is just another write. ``config_state`` is a single row:
 the current revision (the row every writer locks) and the ``[defaults]`` policy.
-``request_log`` has one row per finished request (written by `server.observe`).
+``request_log`` has one row per finished request (written by `server.observe`);
+``responses`` one per stored Responses API response (`server.store.responses`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "RequestLog",
     "RevisionRow",
     "RouteRow",
+    "StoredResponse",
 ]
 
 NAME_LENGTH = 200
@@ -184,3 +186,25 @@ class BudgetCounter(Base):
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     used: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime]
+
+
+class StoredResponse(Base):
+    """A Responses API response kept for ``GET /v1/responses/{id}`` and for the
+    follow-ups that name it in ``previous_response_id``, until ``expires_at``."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    """The key that made it, the only one that sees it (None: the master key, or none)."""
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    session: Mapped[str | None] = mapped_column(String(512))
+    """The conversation's session key, which its follow-ups inherit (affinity)."""
+    conversation: Mapped[list[Any]] = mapped_column(JSON)
+    """Every turn so far as the engine's messages, this response's output included,
+    without the instructions (a follow-up brings its own, as OpenAI's do)."""
+    input_items: Mapped[list[Any]] = mapped_column(JSON)
+    """This request's input items, each with an id (``GET .../input_items``)."""
+    response: Mapped[dict[str, Any]]
+    """The ``Response`` object as the client received it."""

@@ -247,6 +247,11 @@ def test_max_output_tokens_reached_is_an_incomplete_response(
         ({"model": "chat", "input": "hi", "background": True}, "background"),
         ({"model": "chat", "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"model": "chat"}, "input"),
+        # without a database no response is kept to continue
+        (
+            {"model": "chat", "input": "hi", "previous_response_id": "resp_x"},
+            "previous_response_id",
+        ),
         (
             {"model": "chat", "input": [{"type": "message", "role": "pilot", "content": "x"}]},
             "input[0].role",

@@ -22,6 +22,7 @@ TABLES = {
     "request_log",
     "api_keys",
     "budget_counters",
+    "responses",
 }
 
 

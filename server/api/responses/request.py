@@ -16,10 +16,14 @@ engine's (chat-completions-shaped) terms.
   affinity), ``safety_identifier``, ``stream_options`` and ``text.verbosity`` are
   accepted and ignored, as the SDKs and coding agents send them. Any other field is
   refused naming it, so that a feature llmgate cannot honour never silently vanishes.
+- ``previous_response_id`` continues a stored response: `prepare` puts its
+  conversation (every earlier turn, its output included) before this turn's input;
+  its instructions are not carried over, as OpenAI does not carry them.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -28,8 +32,10 @@ from msgspec import Meta
 from router.errors import RequestError
 from router.provider import ProviderRequest
 from server.api._decode import decode_body, decode_error
+from server.api._serve import Serving
+from server.store.responses import ResponseKeeper
 
-__all__ = ["ResponsesCall", "ResponsesRequest", "parse_responses_request"]
+__all__ = ["ResponsesCall", "ResponsesRequest", "parse_responses_request", "prepare"]
 
 
 # --- input items ----------------------------------------------------------------------
@@ -170,8 +176,18 @@ class ResponsesCall(msgspec.Struct, gc=False):
     request: ProviderRequest
     stream: bool
     req: ResponsesRequest
+    turn: list[dict[str, Any]]
+    """This turn's messages, without the instructions: what a stored response adds to
+    its conversation."""
     session: str | None = None
-    """``user`` or ``prompt_cache_key``: a session key for affinity."""
+    """``user`` or ``prompt_cache_key``, or the conversation's: a session key for
+    affinity."""
+    prior: list[Any] = msgspec.field(default_factory=list)
+    """The earlier turns (``previous_response_id``)."""
+    keeper: ResponseKeeper | None = None
+    """Where the response is stored (`prepare`), if it is."""
+    client: str | None = None
+    """The key that asked (its id), which alone may read the stored response."""
 
 
 _decode = msgspec.json.Decoder(ResponsesRequest).decode
@@ -180,21 +196,49 @@ _decode = msgspec.json.Decoder(ResponsesRequest).decode
 def parse_responses_request(body: bytes) -> ResponsesCall:
     """Decode and check a request body; raise `RequestError` naming the bad field."""
     req = decode_body(_decode, body, "Responses")
-    if req.previous_response_id is not None:
-        raise RequestError(
-            "previous_response_id: llmgate does not keep responses yet; send the whole "
-            "conversation in 'input'.",
-            param="previous_response_id",
-        )
     if req.input is None or req.input == [] or req.input == "":
         raise RequestError(
             "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
         )
-    messages = _messages(req)
+    turn = _messages(req)
+    messages = _instructions(req) + turn
     session = req.user or req.prompt_cache_key or None
-    return ResponsesCall(
-        req.model, ProviderRequest(messages, _params(req)), req.stream, req, session
-    )
+    request = ProviderRequest(messages, _params(req))
+    return ResponsesCall(req.model, request, req.stream, req, turn, session)
+
+
+def _instructions(req: ResponsesRequest) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": req.instructions}] if req.instructions else []
+
+
+async def prepare(call: ResponsesCall, serving: Serving, client: str | None) -> ResponsesCall:
+    """Where the response will be kept, and a follow-up's whole conversation."""
+    keeper = serving.responses
+    call.keeper, call.client = keeper, client
+    previous = call.req.previous_response_id
+    if previous is None:
+        if call.session is None:  # the conversation's own, which its follow-ups inherit
+            call.session = "conversation:" + os.urandom(12).hex()
+        return call
+    if not keeper.enabled:
+        raise RequestError(
+            "previous_response_id: this gateway keeps no responses (it runs without a "
+            "database, or with request_log_text = false); send the whole conversation "
+            "in 'input'.",
+            param="previous_response_id",
+        )
+    kept = await keeper.get(previous, client)
+    if kept is None:
+        raise RequestError(
+            f"Previous response with id '{previous}' not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+    call.prior = kept.conversation
+    call.session = call.session or kept.session
+    messages = _instructions(call.req) + kept.conversation + call.turn
+    call.request = ProviderRequest(messages, call.request.params)
+    return call
 
 
 def _items(raw: list[dict[str, Any]]) -> list[Item]:
@@ -212,8 +256,6 @@ def _items(raw: list[dict[str, Any]]) -> list[Item]:
 
 def _messages(req: ResponsesRequest) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
-    if req.instructions:
-        messages.append({"role": "system", "content": req.instructions})
     if isinstance(req.input, str):
         messages.append({"role": "user", "content": req.input})
         return messages
@@ -237,7 +279,7 @@ def _messages(req: ResponsesRequest) -> list[dict[str, Any]]:
             output = item.output
             content = output if isinstance(output, str) else _plain(where + ".output", output)
             messages.append({"role": "tool", "tool_call_id": item.call_id, "content": content})
-    if not any(m["role"] != "system" for m in messages):
+    if not any(m["role"] != "system" for m in messages) and req.previous_response_id is None:
         raise RequestError(
             "input: expected at least one message or function call output besides the "
             "instructions.",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -45,8 +46,9 @@ from router.events import (
 from server.api._serve import answered_model, describe_failure
 from server.api.openai.wire import ChatWire
 from server.api.responses.request import ResponsesCall, parse_responses_request
+from server.store.responses import Kept
 
-__all__ = ["ResponsesEncoder", "ResponsesWire", "response_object"]
+__all__ = ["ResponsesEncoder", "ResponsesWire", "keep", "response_object"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -382,6 +384,7 @@ class ResponsesEncoder:
             llmgate=_record(done.record),
         )
         out.append(self._event(f"response.{status}", {"response": final}))
+        keep(self._call, self._id, final)
         return out
 
     def _failed(self, failed: Failed) -> list[bytes]:
@@ -447,7 +450,7 @@ def _collected(call: ResponsesCall, request_id: str, answer: Answer) -> dict[str
                 "arguments": tool.arguments,
             }
         )
-    return response_object(
+    body = response_object(
         call,
         request_id,
         int(time.time()),
@@ -458,6 +461,72 @@ def _collected(call: ResponsesCall, request_id: str, answer: Answer) -> dict[str
         usage=_usage(done.usage),
         llmgate=_record(done.record),
     )
+    keep(call, request_id, body)
+    return body
+
+
+_ITEM_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
+
+
+def keep(call: ResponsesCall, response_id: str, body: dict[str, Any]) -> None:
+    """Store a completed response (``store``, the default) for ``GET`` and follow-ups:
+    its conversation so far, its output included."""
+    keeper = call.keeper
+    if keeper is None or not call.req.store or not keeper.enabled:
+        return
+    keeper.save_soon(
+        Kept(
+            id=response_id,
+            api_key_id=call.client,
+            created_at=datetime.now(UTC),
+            session=call.session,
+            conversation=[*call.prior, *call.turn, *_assistant(body["output"])],
+            input_items=_input_items(call, response_id.removeprefix("resp_")),
+            response=body,
+        )
+    )
+
+
+def _assistant(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A response's output as the engine's assistant message."""
+    text = "".join(
+        part["text"]
+        for item in output
+        if item["type"] == "message"
+        for part in item["content"]
+        if part["type"] == "output_text"
+    )
+    calls = [
+        {
+            "id": item["call_id"],
+            "type": "function",
+            "function": {"name": item["name"], "arguments": item["arguments"]},
+        }
+        for item in output
+        if item["type"] == "function_call"
+    ]
+    if not text and not calls:
+        return []
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = calls
+    return [message]
+
+
+def _input_items(call: ResponsesCall, stem: str) -> list[dict[str, Any]]:
+    """The request's input as items, each with an id, as ``input_items`` lists them."""
+    raw = call.req.input
+    items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw or []
+    out: list[dict[str, Any]] = []
+    for i, given in enumerate(items):
+        item = {"type": "message", **given}
+        kind = item["type"]
+        item.setdefault("id", f"{_ITEM_PREFIX.get(kind, 'item')}_{stem}_in{i}")
+        if kind == "message" and isinstance(item.get("content"), str):
+            part = "output_text" if item.get("role") == "assistant" else "input_text"
+            item["content"] = [{"type": part, "text": item["content"]}]
+        out.append(item)
+    return out
 
 
 class ResponsesWire:
