@@ -181,6 +181,9 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     hedges: list[HedgeRecord] = msgspec.field(default_factory=list)
     client: str | None = None
     """Who asked, as the caller names it (the gateway: an API key's id); not used here."""
+    door: str | None = None
+    """The endpoint the request came through (``chat.completions``, ``messages``,
+    ``responses``), as the caller names it; None for the library."""
 
 
 class AttemptStarted(msgspec.Struct, tag="attempt_started", gc=False):

@@ -84,6 +84,8 @@ C = TypeVar("C", bound=Call)
 class Wire(Protocol[C]):
     """One door's wire format."""
 
+    door: str
+    """The endpoint's name in records, logs and metrics (``chat.completions``)."""
     id_prefix: str
     """Of the request id, which is also the response's ``id`` (``chatcmpl-``, ``msg_``)."""
     id_header: str | None
@@ -203,6 +205,7 @@ class Door(Generic[C]):
             # A whole answer is folded with any draft a reset discards already gone.
             accept_reset=not call.stream or accepts_reset(request.headers),
             session=session_of(request.headers, call, key.id if key else ""),
+            door=wire.door,
         )
         headers = id_headers(request, wire.id_header)
         if model != call.model:  # the route's budget is spent: a cheaper route answers

@@ -121,22 +121,25 @@ class Gateway:
         *,
         accept_reset: bool = False,
         session: str | None = None,
+        door: str | None = None,
     ) -> AsyncIterator[list[Event]]:
         """The engine's event stream for one request, on the current table snapshot;
         ``client`` (an API key's id) is kept in its record for the request log.
         ``accept_reset``: the consumer discards what it showed on a `Reset` event (see
         `Engine.stream`); no other consumer is ever sent one. ``session`` names the
-        conversation, for routes with session affinity."""
+        conversation, for routes with session affinity; ``door`` the endpoint it came
+        through, kept in its record."""
+        record = RequestRecord(request_id=request_id, route=model, client=client, door=door)
         if not self._observers:
             return self.engine.stream(
                 self.table,
                 model,
                 request,
                 request_id=request_id,
+                record=record,
                 accept_reset=accept_reset,
                 session=session,
             )
-        record = RequestRecord(request_id=request_id, route=model, client=client)
         events = self.engine.stream(
             self.table,
             model,

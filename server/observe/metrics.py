@@ -2,7 +2,9 @@
 
 Counted when a request ends, from the `RequestRecord` its `Done` or `Failed` carries:
 
-- ``llmgate_requests_total{route, status}``: status ``ok``, ``partial`` or ``failed``;
+- ``llmgate_requests_total{route, status, door}``: status ``ok``, ``partial`` or
+  ``failed``; ``door`` the endpoint (``chat.completions``, ``messages``, ``responses``;
+  empty for the library and the playground);
 - ``llmgate_attempts_total{route, target, outcome, reason}``: every upstream attempt
   (``reason`` is the failure reason, ``""`` for a success);
 - ``llmgate_fallbacks_total{route, from_target, to_target, reason}``: an attempt failed
@@ -137,7 +139,12 @@ class Metrics:
         self._live: OrderedDict[str, _Live] = OrderedDict()
         r = self.registry
         self.requests = _Children(
-            Counter("llmgate_requests", "Requests by outcome.", ["route", "status"], registry=r)
+            Counter(
+                "llmgate_requests",
+                "Requests by outcome and endpoint.",
+                ["route", "status", "door"],
+                registry=r,
+            )
         )
         self.attempts = _Children(
             Counter(
@@ -294,7 +301,7 @@ class Metrics:
         now = self._clock()
         del self._live[request_id]
         route = record.route
-        self.requests(route, status).inc()
+        self.requests(route, status, record.door or "").inc()
         self.latency(route).observe(now - live.start)
         if live.first is not None:
             ttft = live.first - live.start

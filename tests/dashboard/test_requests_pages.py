@@ -410,9 +410,11 @@ async def test_the_detail_page_shows_a_hedge_and_its_cancelled_loser(
             {"attempt": 2, "target": "new/b", "outcome": "ok", "chars": 4},
         ],
         "hedges": [{"attempt": 1, "hedge": 2, "target": "new/b", "after_s": 0.5, "won": True}],
+        "door": "responses",
     }
     await insert_rows(engine, [log_row(4, datetime.now(UTC), record=record, target="new/b")])
     text = (await dashboard.get("/admin/requests/chatcmpl-000004")).text
+    assert '<dd class="mono" id="request-door">responses</dd>' in text  # the endpoint
     hedge = re.search(r'<li class="hedge-item">(.*?)</li>', text, re.S)
     assert hedge, text
     assert "#1 sent no content within 500 ms: #2 asked new/b in parallel" in hedge.group(1)

@@ -12,6 +12,7 @@ import httpx
 import openai
 import pydantic
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes import anthropic_upstream as claude
 from tests.fakes.openai_upstream import Status, Stream
@@ -71,6 +72,17 @@ def test_a_streamed_answer_arrives_as_openais_event_sequence(
     assert completed.usage.output_tokens == 3
     sent = upstream.requests_for("m")[0]
     assert sent["messages"] == [{"role": "user", "content": "Say hello"}]
+    assert completed.model_extra["llmgate"]["door"] == "responses"
+    metrics = httpx.get(
+        gw.base_url.removesuffix("/v1") + "/metrics", headers={"authorization": f"Bearer {KEY}"}
+    ).text
+    counted = [
+        (s.labels, s.value)
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+        if s.name == "llmgate_requests_total"
+    ]
+    assert counted == [({"route": "chat", "status": "ok", "door": "responses"}, 1.0)]
 
 
 def test_the_stream_helper_and_a_whole_response(make_gateway: Any, upstream: Any) -> None:

@@ -60,7 +60,10 @@ def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], fl
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
-    return samples(metrics).get((name, frozenset(labels.items())))
+    """The sum of the samples of ``name`` with these labels (and any others), or None."""
+    wanted = set(labels.items())
+    found = [v for (n, have), v in samples(metrics).items() if n == name and wanted <= have]
+    return sum(found) if found else None
 
 
 class GatedSleep:

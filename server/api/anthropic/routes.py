@@ -43,6 +43,7 @@ REQUEST_ID = "request-id"
 class MessagesWire:
     """``/v1/messages`` as a `server.api._serve.Wire`."""
 
+    door = "messages"
     id_prefix = "msg_"
     id_header: str | None = REQUEST_ID
 

@@ -237,6 +237,7 @@ def _completion(request_id: str, answer: Answer) -> dict[str, Any]:
 class ChatWire:
     """``/v1/chat/completions`` as a `server.api._serve.Wire`."""
 
+    door = "chat.completions"
     id_prefix = "chatcmpl-"
     id_header: str | None = None
 

@@ -532,6 +532,7 @@ def _input_items(call: ResponsesCall, stem: str) -> list[dict[str, Any]]:
 class ResponsesWire:
     """``/v1/responses`` as a `server.api._serve.Wire`."""
 
+    door = "responses"
     id_prefix = "resp_"
     id_header: str | None = None
 
