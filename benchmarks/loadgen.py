@@ -5,16 +5,18 @@ chunked SSE answer and sends the next, until the phase's deadline. Raw asyncio
 protocols keep the client's own cost per response to tens of microseconds, so the
 thing being measured is the server, not the client.
 
-It speaks one of two dialects: OpenAI chat completions (to the gateway, or to the fake
-upstream directly) or Anthropic Messages (to the fake upstream directly, the reference
-for the gateway's Anthropic upstream). Per response it records:
+It speaks one of three dialects: OpenAI chat completions (to the gateway, or to the fake
+upstream directly), Anthropic Messages (to the fake upstream directly, the reference
+for the gateway's Anthropic upstream) or OpenAI Responses (to the gateway's
+``/v1/responses``). Per response it records:
 
 - TTFT: from writing the request to receiving the first event with non-empty text
-  (OpenAI ``delta.content``, Anthropic ``text_delta.text``);
+  (OpenAI ``delta.content``, Anthropic ``text_delta.text``, Responses
+  ``response.output_text.delta``'s ``delta``);
 - total: from writing the request to receiving the end of the chunked body;
-- ok: status 200, the dialect's end event last (``data: [DONE]``; ``message_stop``)
-  and exactly the expected number of content chunks (``"content":"tok``;
-  ``"text":"tok``) on the way.
+- ok: status 200, the dialect's end event last (``data: [DONE]``; ``message_stop``;
+  ``response.completed``) and exactly the expected number of content chunks
+  (``"content":"tok``; ``"text":"tok``; ``"delta":"tok``) on the way.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "ANTHROPIC",
     "DIALECTS",
     "OPENAI",
+    "RESPONSES",
     "Dialect",
     "Phase",
     "Sample",
@@ -52,6 +55,7 @@ class Dialect:
     token: bytes  # one content chunk of the fake's answer: counted
     end: bytes  # the last event holds this
     auth: str  # header name: value, with {key}
+    end_window: int = 48  # the last bytes the end marker is looked for in
 
 
 OPENAI = Dialect(
@@ -74,7 +78,17 @@ ANTHROPIC = Dialect(
     b'data: {"type":"message_stop"}',
     "x-api-key: {key}\r\nanthropic-version: 2023-06-01",
 )
-DIALECTS = {d.name: d for d in (OPENAI, ANTHROPIC)}
+RESPONSES = Dialect(
+    "responses",
+    "/v1/responses",
+    b'{"model":"%s","input":"Say fifty tokens.","stream":true}',
+    b'"delta":"',
+    b'"delta":"tok',
+    b'"type":"response.completed"',
+    "authorization: Bearer {key}",
+    end_window=16384,  # the final event carries the whole response and its record
+)
+DIALECTS = {d.name: d for d in (OPENAI, ANTHROPIC, RESPONSES)}
 
 
 @dataclass(slots=True)
@@ -156,7 +170,7 @@ class _Conn(asyncio.Protocol):
         elif body.find(_TERMINATOR, max(before - 6, 0)) >= 0:
             ok = (
                 self._status == 200
-                and self._dialect.end in body[-48:]
+                and self._dialect.end in body[-self._dialect.end_window :]
                 and body.count(self._dialect.token) == self._expect
             )
             self._finish(ok)

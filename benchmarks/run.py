@@ -108,6 +108,9 @@ def _targets(
     if args.pool and gateways:
         t, gw = next(iter(gateways.items()))
         targets.append(_Target("gw-pool", gw, f"pool-{mode}", transport=t))
+    if args.responses and gateways:  # the same route through the Responses door
+        t, gw = next(iter(gateways.items()))
+        targets.append(_Target("gw-responses", gw, mode, transport=t, dialect=loadgen.RESPONSES))
     if args.anthropic and gateways:
         ref = "direct-anthropic"
         transport = "aiohttp" if "aiohttp" in gateways else next(iter(gateways))
@@ -272,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the Anthropic-upstream rows (skipped anyway for a --source without them)",
     )
+    parser.add_argument(
+        "--no-responses",
+        dest="responses",
+        action="store_false",
+        help="skip the gw-responses rows (skipped anyway for a --source without the door)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
@@ -284,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         args.modes = [*args.modes, "skewed"]
     if bad:
         parser.error(f"unknown value(s): {', '.join(sorted(bad))}")
+    if args.responses and args.source and not (args.source / "server/api/responses").is_dir():
+        args.responses = False
     if args.anthropic and not has_anthropic(args.source):
         print(f"{args.source} has no Anthropic adapter: no Anthropic rows", file=sys.stderr)
         args.anthropic = False

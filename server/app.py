@@ -133,7 +133,7 @@ def create_app(
                     flush_interval_s=settings.request_log_flush_s,
                     prices=lambda: gateway.prices,
                 )
-                keeper.use(reloader.store.engine)
+                meter.watch_responses(keeper.start(reloader.store.engine))
                 budgets = BudgetGate(reloader.store.engine, lambda: gateway.prices)
                 admission.use_budgets(budgets)
                 gateway.observe(budgets.observe)
@@ -150,7 +150,6 @@ def create_app(
                     admission.use_budgets(None)
                     await budgets.aclose()  # pending spend written, unused leases returned
                     await keeper.aclose()
-                    keeper.use(None)
                     app.state.reloader = None
         finally:
             feed.close()

@@ -29,28 +29,32 @@ class RequestLogStats(Protocol):
 
 
 class RequestLogCollector(Collector):
-    def __init__(self, log: RequestLogStats) -> None:
+    """A background writer's queue depth, writes, write errors and drops, named
+    ``<prefix>_queue_depth`` ...: the request log's, or the stored responses'."""
+
+    def __init__(
+        self,
+        log: RequestLogStats,
+        prefix: str = "llmgate_request_log",
+        rows: str = "Request log rows",
+    ) -> None:
         self._log = log
+        self._prefix = prefix
+        self._rows = rows
 
     def collect(self) -> Iterable[Metric]:
-        log = self._log
+        log, prefix, rows = self._log, self._prefix, self._rows
         yield GaugeMetricFamily(
-            "llmgate_request_log_queue_depth",
-            "Request log rows waiting to be written.",
-            value=log.depth,
+            f"{prefix}_queue_depth", f"{rows} waiting to be written.", value=log.depth
         )
+        yield CounterMetricFamily(f"{prefix}_written", f"{rows} written.", value=log.written)
         yield CounterMetricFamily(
-            "llmgate_request_log_written", "Request log rows written.", value=log.written
-        )
-        yield CounterMetricFamily(
-            "llmgate_request_log_write_errors",
-            "Failed request log writes (each is retried).",
+            f"{prefix}_write_errors",
+            f"Failed writes of {rows.lower()} (each is retried).",
             value=log.write_errors,
         )
         dropped = CounterMetricFamily(
-            "llmgate_request_log_dropped",
-            "Request log rows dropped, by reason.",
-            labels=["reason"],
+            f"{prefix}_dropped", f"{rows} dropped, by reason.", labels=["reason"]
         )
         for reason, count in log.drops.items():
             dropped.add_metric([reason], count)

@@ -38,7 +38,8 @@ comes before any upstream is contacted:
   directly: failed attempts, retry waits and the gateway's own processing.
 
 And, read when scraped: the request log's queue depth, written rows, write errors and
-dropped rows (`watch_request_log`); ``llmgate_target_in_flight{target}``, each target's
+dropped rows (`watch_request_log`), the same of the stored Responses API responses
+(``llmgate_responses_store_*``, `watch_responses`); ``llmgate_target_in_flight{target}``, each target's
 upstream attempts running now, from the engine's loads (`watch_loads`); and
 ``llmgate_metrics_evicted_requests_total``, requests whose state was evicted before they
 ended (see `Metrics.max_in_flight`).
@@ -280,6 +281,12 @@ class Metrics:
     def watch_request_log(self, log: RequestLogStats) -> None:
         """Expose the request log writer's queue depth, writes and drops."""
         self.registry.register(RequestLogCollector(log))
+
+    def watch_responses(self, writer: RequestLogStats) -> None:
+        """Expose the stored responses' writer the same way (``llmgate_responses_store_*``)."""
+        self.registry.register(
+            RequestLogCollector(writer, "llmgate_responses_store", "Stored responses")
+        )
 
     def watch_loads(self, loads: Callable[[], Mapping[str, Load]]) -> None:
         """Expose each target's requests in flight, read from ``loads`` (the engine's

@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.admin.conftest import CLIENT_KEY, ENV, Serve, ServedGateway
+from tests.eventually import eventually_async
 from tests.fakes.openai_upstream import FakeUpstream, Stream
 
 
@@ -51,6 +52,12 @@ async def test_a_stored_response_is_retrieved_listed_and_deleted(
     items = [item async for item in client.responses.input_items.list(created.id, order="asc")]
     assert len(items) == 1 and items[0].type == "message" and items[0].role == "user"
     assert items[0].content[0].text == "Capital of France?"
+
+    async def written() -> bool:
+        metrics = (await gateway.http.get("/metrics")).text
+        return "llmgate_responses_store_written_total 1.0" in metrics
+
+    await eventually_async(written, "the response's row, counted in /metrics")
     deleted = await client.responses.delete(created.id)
     assert deleted is None  # the SDK returns nothing for a 200
     with pytest.raises(openai.NotFoundError):
