@@ -20,7 +20,7 @@ from providers.pricing import PriceBook
 from router.engine import Engine
 from router.errors import ClientDisconnected, ConfigError
 from router.events import Done, Event, Failed, RequestRecord, Usage
-from router.provider import ProviderRequest
+from router.provider import EmbedRequest, ProviderRequest
 from router.table import RoutingTable
 
 __all__ = ["Gateway", "Observer"]
@@ -115,37 +115,40 @@ class Gateway:
     def run(
         self,
         model: str,
-        request: ProviderRequest,
+        request: ProviderRequest | EmbedRequest,
         request_id: str,
         client: str | None = None,
         *,
         accept_reset: bool = False,
         session: str | None = None,
     ) -> AsyncIterator[list[Event]]:
-        """The engine's event stream for one request, on the current table snapshot;
-        ``client`` (an API key's id) is kept in its record for the request log.
+        """The engine's event stream for one request (`Engine.stream`, or `Engine.embed`
+        for an embeddings request), on the current table snapshot; ``client`` (an API
+        key's id) is kept in its record for the request log.
         ``accept_reset``: the consumer discards what it showed on a `Reset` event (see
         `Engine.stream`); no other consumer is ever sent one. ``session`` names the
         conversation, for routes with session affinity."""
-        if not self._observers:
-            return self.engine.stream(
+        record = (
+            RequestRecord(request_id=request_id, route=model, client=client)
+            if self._observers
+            else None
+        )
+        if isinstance(request, EmbedRequest):
+            events = self.engine.embed(
+                self.table, model, request, request_id=request_id, record=record, session=session
+            )
+        else:
+            events = self.engine.stream(
                 self.table,
                 model,
                 request,
                 request_id=request_id,
+                record=record,
                 accept_reset=accept_reset,
                 session=session,
             )
-        record = RequestRecord(request_id=request_id, route=model, client=client)
-        events = self.engine.stream(
-            self.table,
-            model,
-            request,
-            request_id=request_id,
-            record=record,
-            accept_reset=accept_reset,
-            session=session,
-        )
+        if record is None:
+            return events
         for hook in self._on_start:
             hook(record)
         return self._observed(request_id, events, record)
