@@ -197,11 +197,15 @@ class LLMGate:
         self,
         model: str | list[str],
         input: EmbedInput,
+        *,
+        dimensions: int | None = None,
+        user: str | None = None,
         **options: Any,
     ) -> EmbeddingResponse:
         """The synchronous `aembed`."""
         self._embed_call(model, dict(options))  # configuration errors before the loop
-        return self._loop_thread().run(self.aembed(model, input, **options))
+        call = self.aembed(model, input, dimensions=dimensions, user=user, **options)
+        return self._loop_thread().run(call)
 
     def close(self) -> None:
         """Stop the private event loop that synchronous calls use, if one was started."""
