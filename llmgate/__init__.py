@@ -19,17 +19,28 @@ from llmgate import middleware
 from llmgate._gate import LLMGate
 from llmgate.errors import *  # noqa: F403
 from llmgate.errors import __all__ as _errors
-from llmgate.types import Call, CompletionResponse, StreamChunk, ToolCall, Usage
+from llmgate.types import (
+    Call,
+    CompletionResponse,
+    EmbeddingResponse,
+    EmbedInput,
+    StreamChunk,
+    ToolCall,
+    Usage,
+)
 
 __all__ = [
     "Call",
     "CompletionResponse",
+    "EmbeddingResponse",
     "LLMGate",
     "StreamChunk",
     "ToolCall",
     "Usage",
     "acompletion",
+    "aembed",
     "completion",
+    "embed",
     "middleware",
     *_errors,
 ]
@@ -55,6 +66,27 @@ async def acompletion(
 ) -> CompletionResponse | AsyncIterator[StreamChunk]:
     """The async `completion`: ``await`` it; with ``stream=True`` iterate the result."""
     return await LLMGate().acompletion(model, messages, stream=stream, **options)
+
+
+def embed(
+    model: str | list[str],
+    input: EmbedInput,
+    **options: Any,
+) -> EmbeddingResponse:
+    """One embeddings call with a throwaway `LLMGate`: the vectors of ``input`` (a text,
+    texts, a token array or token arrays). Options: ``dimensions``, ``user``,
+    ``fallback_on``, ``api_key``, ``api_base``."""
+    with LLMGate() as gate:
+        return gate.embed(model, input, **options)
+
+
+async def aembed(
+    model: str | list[str],
+    input: EmbedInput,
+    **options: Any,
+) -> EmbeddingResponse:
+    """The async `embed`."""
+    return await LLMGate().aembed(model, input, **options)
 
 
 def _closing(gate: LLMGate, chunks: Iterator[StreamChunk]) -> Iterator[StreamChunk]:

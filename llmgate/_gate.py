@@ -16,11 +16,12 @@ from llmgate import _structured
 from llmgate._bridge import LoopThread
 from llmgate.errors import AllProvidersFailedError, LLMGateError, RequestError
 from llmgate.middleware import Middleware
-from llmgate.types import Call, CompletionResponse, StreamChunk
-from providers import build_provider, make_client
+from llmgate.types import Call, CompletionResponse, EmbeddingResponse, EmbedInput, StreamChunk
+from providers import Upstream, build_provider, make_client
 from providers.config import GatewayConfig, ProviderConfig, convert, decode_config, load_config
 from providers.presets import PRESETS
 from router.collect import fold
+from router.embedding import embed_inputs
 from router.engine import Engine
 from router.errors import ProviderError
 from router.events import (
@@ -37,7 +38,7 @@ from router.events import (
     ToolCallDelta,
 )
 from router.policy import Reason, RoutePolicy
-from router.provider import ProviderRequest
+from router.provider import EmbedRequest, ProviderRequest
 from router.table import RoutingTable, bare_provider
 
 __all__ = ["LLMGate"]
@@ -157,6 +158,55 @@ class LLMGate:
     ) -> AsyncIterator[StreamChunk]:
         return self._stream_chain(0, self._call(model, messages, True, options))
 
+    async def aembed(
+        self,
+        model: str | list[str],
+        input: EmbedInput,
+        *,
+        dimensions: int | None = None,
+        user: str | None = None,
+        **options: Any,
+    ) -> EmbeddingResponse:
+        """The vectors of ``input`` (a text, texts, a token array or token arrays) from
+        ``model``, a target, a route or a list of targets tried in order. Options:
+        ``fallback_on``, ``api_key``, ``api_base``. Middleware does not apply."""
+        call = self._embed_call(model, options)
+        if dimensions is not None and (isinstance(dimensions, bool) or dimensions < 1):
+            raise RequestError("dimensions must be a positive integer", param="dimensions")
+        request = EmbedRequest(embed_inputs(input), dimensions, user)
+        plan = self._plan(call)
+        async with make_client() as client:
+            table = self._table(plan, client)
+            request_id = "lib-" + os.urandom(8).hex()
+            events = self._engine.embed(table, plan.route, request, request_id=request_id)
+            outcome = fold([batch async for batch in events])
+        if isinstance(outcome, Failed):
+            raise _error(outcome, plan.policy)
+        done = outcome.done
+        provider, _, answered = done.model.partition("/")
+        return EmbeddingResponse(
+            embeddings=outcome.vectors or [],
+            model=answered,
+            provider=provider,
+            usage=done.usage,
+            fallback_attempts=[a.target for a in done.record.attempts if a.outcome == "failed"],
+            record=done.record,
+        )
+
+    def embed(
+        self,
+        model: str | list[str],
+        input: EmbedInput,
+        *,
+        dimensions: int | None = None,
+        user: str | None = None,
+        **options: Any,
+    ) -> EmbeddingResponse:
+        """The synchronous `aembed`."""
+        self._embed_call(model, dict(options))  # configuration errors before the loop
+        call = self.aembed(model, input, dimensions=dimensions, user=user, **options)
+        return self._loop_thread().run(call)
+
     def close(self) -> None:
         """Stop the private event loop that synchronous calls use, if one was started."""
         if self._loop is not None:
@@ -182,6 +232,19 @@ class LLMGate:
             )
         if not isinstance(messages, list) or not messages:
             raise RequestError("messages must be a non-empty list", param="messages")
+        self._plan(call)  # every configuration error surfaces now, before any network call
+        return call
+
+    def _embed_call(self, model: Any, options: dict[str, Any]) -> Call:
+        own = {"fallback_on", "api_key", "api_base"}
+        unknown = sorted(set(options) - own)
+        if unknown:
+            raise RequestError(
+                f"embed() takes no option {', '.join(map(repr, unknown))}; it takes "
+                "dimensions, user, fallback_on, api_key and api_base",
+                param=unknown[0],
+            )
+        call = Call(model=model, messages=[], **options)
         self._plan(call)  # every configuration error surfaces now, before any network call
         return call
 
@@ -275,10 +338,7 @@ class LLMGate:
         if call.response_format is not None:
             params["response_format"] = _structured.wire_format(call.response_format)
         async with make_client() as client:
-            providers = {
-                n: build_provider(n, c, client, plan.env) for n, c in plan.providers.items()
-            }
-            table = RoutingTable(providers, {plan.route: plan.policy})
+            table = self._table(plan, client)
             request = ProviderRequest(call.messages, params)
             request_id = "lib-" + os.urandom(8).hex()
             # `StreamChunk.reset` tells library users to discard what they showed.
@@ -287,6 +347,11 @@ class LLMGate:
             )
             async for batch in events:
                 yield batch
+
+    @staticmethod
+    def _table(plan: _Plan, client: Upstream) -> RoutingTable:
+        providers = {n: build_provider(n, c, client, plan.env) for n, c in plan.providers.items()}
+        return RoutingTable(providers, {plan.route: plan.policy})
 
     async def _stream(self, call: Call) -> AsyncIterator[StreamChunk]:
         plan = self._plan(call)

@@ -1,4 +1,5 @@
-"""What the library returns: `StreamChunk` for streams, `CompletionResponse` otherwise."""
+"""What the library returns: `StreamChunk` for streams, `CompletionResponse` otherwise,
+`EmbeddingResponse` for embeddings."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import msgspec
 from router.collect import ToolCall
 from router.events import RequestRecord, ToolCallDelta, Usage
 
-__all__ = ["Call", "CompletionResponse", "StreamChunk", "ToolCall", "ToolCallDelta", "Usage"]
+__all__ = [
+    "Call",
+    "CompletionResponse",
+    "EmbedInput",
+    "EmbeddingResponse",
+    "StreamChunk",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+]
 
 
 class StreamChunk(msgspec.Struct, kw_only=True):
@@ -56,6 +66,24 @@ class CompletionResponse(msgspec.Struct, kw_only=True):
     @property
     def content(self) -> str:
         return self.text
+
+
+EmbedInput = str | list[str] | list[int] | list[list[int]]
+"""What `embed` takes: a text, texts, a token array or token arrays."""
+
+
+class EmbeddingResponse(msgspec.Struct, kw_only=True):
+    """The vectors of an `embed` call, one per input in the inputs' order, and who made
+    them: ``model`` and ``provider`` of the target that answered, ``usage`` (its
+    ``prompt_tokens`` and ``total_tokens``), the targets that failed before it, and the
+    request's ``record``."""
+
+    embeddings: list[list[float]]
+    model: str
+    provider: str
+    usage: Usage
+    fallback_attempts: list[str] = msgspec.field(default_factory=list)
+    record: RequestRecord | None = None
 
 
 class Call(msgspec.Struct, kw_only=True):

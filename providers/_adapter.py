@@ -5,7 +5,10 @@ A kind subclasses `HTTPConfig` (its tag and its defaults, plus its own keys) and
 `HTTPAdapter`, whose `translate` turns an OpenAI-shaped request into the upstream's URL,
 body and `Reader`. The base does the rest the same way for every kind: the request
 headers and key, the POST and the SSE loop (`_stream.sse_chunks`), status and transport
-errors, and the `Provider` protocol's capability checks.
+errors, and the `Provider` protocol's capability checks. A kind that can embed sets
+``supports_embeddings`` and gives `embed_calls` (the requests for a batch of inputs)
+and `embed_answer` (the vectors and usage of one answer); the base POSTs them
+(`_stream.post_json`) and yields the vectors as one `Embeddings` chunk.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ import httpx
 import msgspec
 
 from providers._client import Upstream
-from providers._stream import Reader, sse_chunks
+from providers._stream import Reader, post_json, sse_chunks
 from providers.pricing import Price
-from router.errors import ProviderError
-from router.events import Chunk
+from router.errors import InvalidRequest, MalformedResponse, ProviderError
+from router.events import Chunk, Embeddings, Finish, Usage
 from router.policy import Limit
-from router.provider import AttemptOptions, ProviderRequest
+from router.provider import AttemptOptions, EmbedRequest, ProviderRequest
 
 __all__ = ["Call", "HTTPAdapter", "HTTPConfig", "request_headers"]
 
@@ -94,6 +97,7 @@ class HTTPAdapter(Generic[C]):
     """The header that carries the key."""
     key_prefix: ClassVar[str] = ""
     """What precedes the key in that header (``"Bearer "``)."""
+    supports_embeddings: ClassVar[bool] = False
 
     def __init__(
         self, name: str, config: C, client: Upstream, env: Mapping[str, str] | None = None
@@ -105,6 +109,7 @@ class HTTPAdapter(Generic[C]):
         self._headers = request_headers(
             config, env, self.key_header, self.key_prefix, self.own_headers()
         )
+        self._json_headers = {**self._headers, "accept": "application/json"}
 
     def own_headers(self) -> Mapping[str, str]:
         """Headers this kind sends with every request (before the configured ones)."""
@@ -143,3 +148,57 @@ class HTTPAdapter(Generic[C]):
             reader=reader,
             retry_hint=self.retry_hint,
         )
+
+    def embed_calls(self, model: str, request: EmbedRequest) -> list[tuple[httpx.URL, bytes]]:
+        """The upstream requests (URL, body) that embed ``request``'s inputs, in order;
+        raises `InvalidRequest` for inputs this upstream cannot take."""
+        raise InvalidRequest(f"{self.name} ({self.kind}) cannot embed", provider=self.name)
+
+    def embed_answer(self, body: bytes) -> tuple[list[list[float]], Usage | None]:
+        """The vectors one answer carries, in its inputs' order, and its usage if it
+        says; raises `msgspec.DecodeError` (or `ValueError`) for a body that is not the
+        expected shape."""
+        raise NotImplementedError
+
+    def embed(
+        self, model: str, request: EmbedRequest, options: AttemptOptions
+    ) -> AsyncGenerator[list[Chunk], None]:
+        return self._embed(model, request, options)
+
+    async def _embed(
+        self, model: str, request: EmbedRequest, options: AttemptOptions
+    ) -> AsyncGenerator[list[Chunk], None]:
+        vectors: list[list[float]] = []
+        usage: Usage | None = None
+        for url, body in self.embed_calls(model, request):
+            quota, answer = await post_json(
+                self._client,
+                self.name,
+                url,
+                headers=self._json_headers,
+                body=body,
+                options=options,
+                classify=self.classify,
+                retry_hint=self.retry_hint,
+            )
+            if quota is not None:
+                yield [quota]
+            try:
+                got, used = self.embed_answer(answer)
+            except (msgspec.DecodeError, ValueError) as exc:
+                raise MalformedResponse(
+                    f"{self.name} sent a malformed embeddings answer: {exc}: {answer[:200]!r}",
+                    provider=self.name,
+                ) from exc
+            vectors += got
+            if used is not None:
+                usage = used if usage is None else usage + used
+        if len(vectors) != len(request.inputs):
+            raise MalformedResponse(
+                f"{self.name} sent {len(vectors)} embeddings for {len(request.inputs)} inputs",
+                provider=self.name,
+            )
+        out: list[Chunk] = [Embeddings(vectors)]
+        if usage is not None:
+            out.append(usage)
+        yield [*out, Finish("stop")]

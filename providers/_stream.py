@@ -1,4 +1,6 @@
-"""POST a streaming request and turn its server-sent events into chunk batches."""
+"""POST a request upstream: a streaming one, whose server-sent events become chunk
+batches (`sse_chunks`), or one answered with a whole JSON body (`post_json`, for
+embeddings). Both map statuses and transport failures the same way."""
 
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ from providers._http import Classifier, error_for_status, transport_errors
 from providers._quota import quota_of
 from providers._sse import SSEParser
 from router.errors import MalformedResponse, ProviderError, StreamInterrupted
-from router.events import Chunk
+from router.events import Chunk, Quota
 from router.provider import AttemptOptions
 
-__all__ = ["Reader", "sse_chunks"]
+__all__ = ["Reader", "post_json", "sse_chunks"]
 
 W = TypeVar("W")
 
@@ -82,14 +84,7 @@ async def sse_chunks(
         async with client.stream(
             "POST", url, content=body, headers=headers, timeout=timeout
         ) as response:
-            if response.status_code >= 400:
-                error_body = await response.aread()
-                failure = error_for_status(
-                    provider, response.status_code, response.headers, error_body, classify
-                )
-                if failure.retry_after is None and retry_hint is not None:
-                    failure.retry_after = retry_hint(error_body)
-                raise failure
+            await _raise_for_status(response, provider, classify, retry_hint)
             headers_seen[0] = True
             quota = quota_of(response.headers)
             if quota is not None:
@@ -126,3 +121,45 @@ async def sse_chunks(
                 raise StreamInterrupted(
                     f"{provider} stream ended without {reader.ending}", provider=provider
                 )
+
+
+async def post_json(
+    client: Upstream,
+    provider: str,
+    url: httpx.URL,
+    *,
+    headers: Mapping[str, str],
+    body: bytes,
+    options: AttemptOptions,
+    classify: Classifier,
+    retry_hint: Callable[[bytes], float | None] | None = None,
+) -> tuple[Quota | None, bytes]:
+    """What the upstream says of its rate limits, and its whole answer's body. Errors
+    as `sse_chunks`'; the engine's first-token timeout bounds the wait for the answer."""
+    timeout = httpx.Timeout(options.connect_timeout_s, read=None)
+    headers_seen = [False]
+    with transport_errors(provider, headers_seen):
+        async with client.stream(
+            "POST", url, content=body, headers=headers, timeout=timeout
+        ) as response:
+            await _raise_for_status(response, provider, classify, retry_hint)
+            headers_seen[0] = True
+            return quota_of(response.headers), await response.aread()
+    raise AssertionError("unreachable")  # transport_errors raises or the body returned
+
+
+async def _raise_for_status(
+    response: httpx.Response,
+    provider: str,
+    classify: Classifier,
+    retry_hint: Callable[[bytes], float | None] | None,
+) -> None:
+    if response.status_code < 400:
+        return
+    error_body = await response.aread()
+    failure = error_for_status(
+        provider, response.status_code, response.headers, error_body, classify
+    )
+    if failure.retry_after is None and retry_hint is not None:
+        failure.retry_after = retry_hint(error_body)
+    raise failure

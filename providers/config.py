@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from msgspec import Meta
 
-from providers.anthropic import AnthropicConfig
-from providers.gemini import GeminiConfig
-from providers.mock import MockConfig
-from providers.openai import OpenAIConfig
+from providers.anthropic import AnthropicConfig, AnthropicProvider
+from providers.gemini import GeminiConfig, GeminiProvider
+from providers.mock import MockConfig, MockProvider
+from providers.openai import OpenAIConfig, OpenAIProvider
 from router.errors import ConfigError
 from router.policy import Budget, Pool, RoutePolicy
 
@@ -30,6 +30,13 @@ __all__ = [
 ]
 
 ProviderConfig = OpenAIConfig | AnthropicConfig | GeminiConfig | MockConfig
+_EMBEDS: dict[type[ProviderConfig], bool] = {
+    OpenAIConfig: OpenAIProvider.supports_embeddings,
+    AnthropicConfig: AnthropicProvider.supports_embeddings,
+    GeminiConfig: GeminiProvider.supports_embeddings,
+    MockConfig: MockProvider.supports_embeddings,
+}
+"""Which kinds answer embeddings requests: their adapters' capability."""
 
 
 class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -102,12 +109,22 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                 members = entry.pool if isinstance(entry, Pool) else [entry]
                 for j, target in enumerate(members):
                     provider = target.partition("/")[0]
+                    path = at if isinstance(entry, str) else f"{at}.pool[{j}]"
                     if provider not in self.providers:
                         raise ConfigError(
                             f"unknown provider {provider!r} in {target!r}; expected one of "
                             f"{', '.join(sorted(self.providers)) or '(no providers configured)'}",
                             source=where,
-                            path=at if isinstance(entry, str) else f"{at}.pool[{j}]",
+                            path=path,
+                        )
+                    kind = self.providers[provider]
+                    if route.embeddings and not _EMBEDS[type(kind)]:
+                        raise ConfigError(
+                            f"{target!r} cannot embed: provider {provider!r} is of kind "
+                            f"{_kind_of(kind)!r}, which has no embeddings, and the route "
+                            "serves embeddings (embeddings = true)",
+                            source=where,
+                            path=path,
                         )
         return self
 
@@ -138,6 +155,11 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             seen.append(target)
             nxt = self.routes[target].budget
             target = nxt.downgrade_to if nxt is not None else None
+
+
+def _kind_of(config: ProviderConfig) -> str:
+    """A provider configuration's ``kind`` (``openai``, ``anthropic``...)."""
+    return str(config.__struct_config__.tag)
 
 
 _SECTIONS = ("server", "defaults", "providers", "routes")

@@ -1,5 +1,5 @@
 """Google's Gemini API: ``POST {base_url}/{api_version}/models/{model}:streamGenerateContent``
-with ``alt=sse``."""
+with ``alt=sse``; embeddings through ``:batchEmbedContents``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from router.errors import (
     UpstreamUnavailable,
 )
 from router.events import Chunk, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from router.provider import ProviderRequest
+from router.provider import EmbedRequest, ProviderRequest
 
 __all__ = ["GeminiConfig", "GeminiProvider"]
 
@@ -264,7 +264,18 @@ class _Response(msgspec.Struct, rename="camel", gc=False):
     error: Any = None
 
 
+class _Values(msgspec.Struct, gc=False):
+    values: list[float]
+
+
+class _BatchEmbeddings(msgspec.Struct, gc=False):
+    embeddings: list[_Values]
+
+
 _encode = msgspec.json.Encoder().encode
+_decode_embeddings = msgspec.json.Decoder(_BatchEmbeddings).decode
+EMBED_BATCH = 100
+"""The most requests one ``batchEmbedContents`` call takes; more inputs take more calls."""
 
 
 class _Reader(Reader[_Response]):
@@ -335,6 +346,7 @@ class GeminiProvider(HTTPAdapter[GeminiConfig]):
 
     kind: ClassVar[str] = "gemini"
     key_header = "x-goog-api-key"
+    supports_embeddings: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -360,3 +372,30 @@ class GeminiProvider(HTTPAdapter[GeminiConfig]):
 
     def retry_hint(self, body: bytes) -> float | None:
         return _retry_delay(body)
+
+    def embed_calls(self, model: str, request: EmbedRequest) -> list[tuple[httpx.URL, bytes]]:
+        if request.tokens:
+            raise InvalidRequest(
+                f"{self.name} (gemini) embeds texts only, not token arrays: send 'input' "
+                "as a string or a list of strings",
+                provider=self.name,
+            )
+        name = model.removeprefix("models/")
+        url = httpx.URL(f"{self._base}{name}:batchEmbedContents")
+        one: dict[str, Any] = {"model": f"models/{name}"}
+        if request.dimensions is not None:
+            one["outputDimensionality"] = request.dimensions
+        texts: list[str] = request.inputs  # type: ignore[assignment]  # not tokens: texts
+        return [
+            (
+                url,
+                _encode(
+                    {"requests": [{**one, "content": {"parts": [{"text": t}]}} for t in batch]}
+                ),
+            )
+            for batch in (texts[i : i + EMBED_BATCH] for i in range(0, len(texts), EMBED_BATCH))
+        ]
+
+    def embed_answer(self, body: bytes) -> tuple[list[list[float]], Usage | None]:
+        """Gemini reports no usage for embeddings."""
+        return [e.values for e in _decode_embeddings(body).embeddings], None

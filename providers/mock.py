@@ -5,12 +5,19 @@ a continuation after a failure can be checked to the character: asked to continu
 assistant prefill, or a user turn after a partial assistant message) it picks up where
 the partial text ends, and in the user-turn shape it first repeats the last few words,
 as real models often do, which llmgate trims.
+
+It embeds too: the vector of an input is a fixed function of it (a unit vector drawn
+from its hash), so the same input always gets the same vector, different inputs
+different ones, and a shorter vector (``dimensions``) is the longer one's start,
+renormalized, as OpenAI's ``text-embedding-3`` models shorten theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+import struct
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any, ClassVar
 
@@ -21,9 +28,9 @@ from msgspec import Meta
 from providers._http import error_for_status
 from providers.pricing import Price
 from router.errors import StreamInterrupted
-from router.events import Chunk, Finish, TextDelta, Usage
+from router.events import Chunk, Embeddings, Finish, TextDelta, Usage
 from router.policy import Limit
-from router.provider import AttemptOptions, ProviderRequest
+from router.provider import AttemptOptions, EmbedRequest, ProviderRequest
 
 __all__ = ["MockConfig", "MockProvider"]
 
@@ -60,6 +67,8 @@ class MockConfig(
     supports_prefill: bool = True
     overlap_words: Annotated[int, Meta(ge=0, le=20)] = 3
     """Words a user-turn continuation repeats before going on."""
+    embedding_dims: Annotated[int, Meta(ge=1, le=65_536)] = 8
+    """The length of an embedding (a request's ``dimensions`` overrides it)."""
     prices: dict[str, Price] = {}
     """USD per million tokens per model (``"*"``: any other), see `providers.pricing`."""
     limits: dict[str, Limit] = {}
@@ -75,8 +84,22 @@ def _text(message: dict[str, Any]) -> str:
     return ""
 
 
+def vector(value: str | list[int], dims: int) -> list[float]:
+    """The mock's embedding of a text or token array: a unit vector of float32 values
+    (as real models send), drawn from the input's hash."""
+    seed = value.encode() if isinstance(value, str) else msgspec.json.encode(value)
+    raw = b"".join(
+        hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range((dims + 7) // 8)
+    )
+    draws = [n / 2**31 - 1.0 for n in struct.unpack(f">{dims}I", raw[: dims * 4])]
+    norm = math.sqrt(sum(x * x for x in draws)) or 1.0
+    unit = [x / norm for x in draws]
+    return list(struct.unpack(f"<{dims}f", struct.pack(f"<{dims}f", *unit)))
+
+
 class MockProvider:
     kind: ClassVar[str] = "mock"
+    supports_embeddings: ClassVar[bool] = True
 
     def __init__(self, name: str, config: MockConfig) -> None:
         self.name = name
@@ -109,9 +132,8 @@ class MockProvider:
             return msgs[:-2], _text(msgs[-2]), True
         return msgs, "", False
 
-    async def stream(
-        self, model: str, request: ProviderRequest, options: AttemptOptions
-    ) -> AsyncGenerator[list[Chunk], None]:
+    async def _start(self) -> None:
+        """A request arrives: wait its first-token latency, then fail as injected."""
         cfg = self.config
         self.requests += 1
         if cfg.first_token_latency_ms:
@@ -124,6 +146,23 @@ class MockProvider:
             )
             body = msgspec.json.encode({"error": {"message": "injected failure", "type": "mock"}})
             raise error_for_status(self.name, cfg.fail_status, httpx.Headers(headers), body)
+
+    async def embed(
+        self, model: str, request: EmbedRequest, options: AttemptOptions
+    ) -> AsyncGenerator[list[Chunk], None]:
+        await self._start()
+        dims = request.dimensions or self.config.embedding_dims
+        vectors = [vector(value, dims) for value in request.inputs]
+        tokens = sum(
+            len(value.split()) if isinstance(value, str) else len(value) for value in request.inputs
+        )
+        yield [Embeddings(vectors), Usage(tokens, 0, tokens), Finish("stop")]
+
+    async def stream(
+        self, model: str, request: ProviderRequest, options: AttemptOptions
+    ) -> AsyncGenerator[list[Chunk], None]:
+        cfg = self.config
+        await self._start()
         original, partial, user_turn = self._split(request)
         max_tokens = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
         full = self.answer(original, max_tokens if isinstance(max_tokens, int) else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import struct
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -22,7 +24,7 @@ from router.events import (
     ToolCallDelta,
     Usage,
 )
-from router.provider import ProviderRequest
+from router.provider import EmbedRequest, ProviderRequest
 
 __all__ = ["OpenAIConfig", "OpenAIProvider"]
 
@@ -78,7 +80,33 @@ class _ChunkWire(msgspec.Struct, gc=False):
     error: Any = None
 
 
+class _Embedding(msgspec.Struct, gc=False):
+    embedding: list[float] | str
+    """Floats, as asked; base64 from a server that ignores ``encoding_format``."""
+    index: int = 0
+
+
+class _EmbeddingsUsage(msgspec.Struct, gc=False):
+    prompt_tokens: int | None = 0
+    total_tokens: int | None = 0
+
+
+class _EmbeddingsWire(msgspec.Struct, gc=False):
+    data: list[_Embedding]
+    usage: _EmbeddingsUsage | None = None
+
+
 _encode = msgspec.json.Encoder().encode
+_decode_embeddings = msgspec.json.Decoder(_EmbeddingsWire).decode
+
+
+def _floats(embedding: list[float] | str) -> list[float]:
+    if isinstance(embedding, list):
+        return embedding
+    raw = base64.b64decode(embedding, validate=True)  # little-endian float32s, as OpenAI's
+    if len(raw) % 4:
+        raise ValueError(f"{len(raw)} bytes are no whole number of float32s")
+    return list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
 
 class OpenAIProvider(HTTPAdapter[OpenAIConfig]):
@@ -86,11 +114,13 @@ class OpenAIProvider(HTTPAdapter[OpenAIConfig]):
 
     Always streams upstream, also for clients that asked for one JSON answer: one code
     path, and the engine's first-token and stall timeouts apply to every request.
+    Embeddings are ``POST {base_url}/embeddings``, always asked as floats.
     """
 
     kind: ClassVar[str] = "openai"
     key_header = "authorization"
     key_prefix = "Bearer "
+    supports_embeddings: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -101,6 +131,7 @@ class OpenAIProvider(HTTPAdapter[OpenAIConfig]):
     ) -> None:
         super().__init__(name, config, client, env)
         self._url = httpx.URL(config.base_url.rstrip("/") + "/chat/completions")
+        self._embeddings_url = httpx.URL(config.base_url.rstrip("/") + "/embeddings")
 
     def translate(self, model: str, request: ProviderRequest) -> Call:
         body: dict[str, Any] = {
@@ -115,6 +146,23 @@ class OpenAIProvider(HTTPAdapter[OpenAIConfig]):
 
     def classify(self, status: int, err: dict[str, object]) -> type[ProviderError] | None:
         return openai_style_classifier(status, err)
+
+    def embed_calls(self, model: str, request: EmbedRequest) -> list[tuple[httpx.URL, bytes]]:
+        body: dict[str, Any] = {"model": model, "input": request.inputs, "encoding_format": "float"}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if request.user is not None:
+            body["user"] = request.user
+        return [(self._embeddings_url, _encode(body))]
+
+    def embed_answer(self, body: bytes) -> tuple[list[list[float]], Usage | None]:
+        wire = _decode_embeddings(body)
+        vectors = [_floats(item.embedding) for item in sorted(wire.data, key=lambda d: d.index)]
+        u = wire.usage
+        if u is None:
+            return vectors, None
+        prompt = u.prompt_tokens or 0
+        return vectors, Usage(prompt, 0, u.total_tokens or prompt)
 
 
 class _Reader(Reader[_ChunkWire]):

@@ -7,6 +7,8 @@
   (the upstream's finish, or the end of its stream), then passed on whole, one delta per
   call. A cut in the middle of a call leaves the client nothing to undo, and no client
   ever merges two attempts' calls.
+- Embeddings (the vectors of an embeddings request) arrive whole and pass through like
+  reasoning: their arrival is the attempt's first token.
 - A failure after the upstream said it finished (a cut before its final ``[DONE]``, a
   stall after the finish) loses nothing: the attempt counts as complete.
 """
@@ -27,6 +29,7 @@ from router.errors import (
 from router.events import (
     AttemptRecord,
     AttemptStarted,
+    Embeddings,
     Event,
     Finish,
     Quota,
@@ -43,15 +46,15 @@ from router.events import (
 )
 from router.limits import Meter
 from router.policy import RoutePolicy, Target
-from router.provider import AttemptOptions, Provider, ProviderRequest
+from router.provider import AttemptOptions, EmbedRequest, Provider, ProviderRequest
 from router.splice import OverlapTrimmer, RestartMatcher
 from router.watchdog import Watchdog
 
 __all__ = ["Run", "Splice", "Try", "run_attempt"]
 
 Splice = OverlapTrimmer | RestartMatcher
-_PASS = (ReasoningDelta, RefusalDelta)
-_CLAIMS = frozenset((TextDelta, ToolCallDelta, ReasoningDelta, RefusalDelta, Finish))
+_PASS = (ReasoningDelta, RefusalDelta, Embeddings)
+_CLAIMS = frozenset((TextDelta, ToolCallDelta, ReasoningDelta, RefusalDelta, Embeddings, Finish))
 """What a hedged attempt may show only once it won its race: content, or its end."""
 
 
@@ -148,7 +151,7 @@ async def run_attempt(
     st: Run,
     tr: Try,
     provider: Provider,
-    req: ProviderRequest,
+    req: ProviderRequest | EmbedRequest,
     splice: Splice | None,
     policy: RoutePolicy,
     breaker: CircuitBreaker,
@@ -173,9 +176,11 @@ async def run_attempt(
     alive = False  # the upstream sent a token of any kind
     finished = False  # the upstream said its answer is complete
     calls = _Calls()
-    chunks = provider.stream(
-        target.model, req, AttemptOptions(connect_timeout_s=policy.connect_timeout_s)
-    )
+    options = AttemptOptions(connect_timeout_s=policy.connect_timeout_s)
+    if isinstance(req, EmbedRequest):
+        chunks = provider.embed(target.model, req, options)
+    else:
+        chunks = provider.stream(target.model, req, options)
     watch = Watchdog(asyncio.get_running_loop(), clock)
     started = clock()
     ended = count() if count is not None else None

@@ -8,6 +8,7 @@ import msgspec
 
 from router.events import (
     Done,
+    Embeddings,
     Event,
     Failed,
     ReasoningDelta,
@@ -36,6 +37,8 @@ class Answer(msgspec.Struct):
     reasoning: str = ""
     reasoning_signature: str | None = None
     refusal: str = ""
+    vectors: list[list[float]] | None = None
+    """An embeddings request's answer (`router.engine.Engine.embed`)."""
 
 
 def fold(batches: Iterable[list[Event]]) -> Answer | Failed:
@@ -46,6 +49,7 @@ def fold(batches: Iterable[list[Event]]) -> Answer | Failed:
     signature: str | None = None
     calls: dict[int, list[str]] = {}
     heads: dict[int, tuple[str, str]] = {}
+    vectors: list[list[float]] | None = None
     for batch in batches:
         for event in batch:
             if isinstance(event, TextDelta):
@@ -59,6 +63,8 @@ def fold(batches: Iterable[list[Event]]) -> Answer | Failed:
                 id_, name = heads.get(event.index, ("", ""))
                 heads[event.index] = (event.id or id_, event.name or name)
                 calls.setdefault(event.index, []).append(event.arguments)
+            elif isinstance(event, Embeddings):
+                vectors = event.vectors
             elif isinstance(event, Reset):
                 text.clear()
                 reasoning.clear()
@@ -80,5 +86,6 @@ def fold(batches: Iterable[list[Event]]) -> Answer | Failed:
                     "".join(reasoning),
                     signature,
                     "".join(refusal),
+                    vectors,
                 )
     raise RuntimeError("event stream ended without Done or Failed")

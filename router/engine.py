@@ -36,9 +36,9 @@ from router.events import (
     Shape,
 )
 from router.hedge import Latencies, Launch, Race
-from router.limits import Meter, estimate_tokens
+from router.limits import Meter, request_tokens
 from router.policy import Limit, RoutePolicy, Target
-from router.provider import Provider, ProviderRequest
+from router.provider import EmbedRequest, Provider, ProviderRequest
 from router.splice import OverlapTrimmer, RestartMatcher
 from router.table import ResolvedRoute, RoutingTable
 
@@ -167,17 +167,33 @@ class Engine:
         (``restart`` mode). Without it no `Reset` is ever sent: a restart whose new
         answer diverges from the text shown continues in the ``user_turn`` shape."""
         route = table.resolve(model)
-        if record is None:
-            record = RequestRecord(request_id=request_id, route=route.name)
-        else:
-            record.route = route.name
+        record = _named(record, request_id, route)
         return self._run(table, route, request, record, accept_reset, session)
+
+    def embed(
+        self,
+        table: RoutingTable,
+        model: str,
+        request: EmbedRequest,
+        *,
+        request_id: str,
+        record: RequestRecord | None = None,
+        session: str | None = None,
+    ) -> AsyncGenerator[list[Event], None]:
+        """`stream` for an embeddings request: the same ordering, limits, breakers,
+        retries and fallbacks, and the same records. Resolving ``model`` raises at once
+        (`NoSuchModel`, or `RequestError` when a target of the route cannot embed). Its
+        content is one `Embeddings` event, the vectors of the attempt that answered,
+        before `Done`; a failure ends in `Failed` as any request's."""
+        route = table.resolve_embeddings(model)
+        record = _named(record, request_id, route)
+        return self._run(table, route, request, record, False, session)
 
     async def _run(
         self,
         table: RoutingTable,
         route: ResolvedRoute,
-        request: ProviderRequest,
+        request: ProviderRequest | EmbedRequest,
         record: RequestRecord,
         accept_reset: bool,
         session: str | None,
@@ -189,7 +205,7 @@ class Engine:
         entry_of = self._order(table, route, st.record, session)
         # Only targets with rate limits are metered: the rest cost nothing here.
         limits = {t: limit for t in entry_of if (limit := table.limit(t)) is not None}
-        tokens = estimate_tokens(request.messages, request.params) if limits else 0
+        tokens = request_tokens(request) if limits else 0
         full = {
             t: wait
             for t, limit in limits.items()
@@ -429,15 +445,16 @@ class Engine:
     def _shape(
         self,
         policy: RoutePolicy,
-        request: ProviderRequest,
+        request: ProviderRequest | EmbedRequest,
         st: Run,
         provider: Provider,
         target: Target,
         user_turn: set[str],
-    ) -> tuple[ProviderRequest, Shape, Splice | None]:
+    ) -> tuple[ProviderRequest | EmbedRequest, Shape, Splice | None]:
         """The request for the next attempt and how its text joins what was sent."""
         if not st.mid_stream:
             return request, "original", None
+        assert isinstance(request, ProviderRequest)  # only text is ever delivered mid-stream
         delivered = "".join(st.delivered)
         mode = policy.stream_fallback_mode
         if target.name not in user_turn:
@@ -495,7 +512,7 @@ class _Attempts:
         self,
         tr: Try,
         provider: Provider,
-        req: ProviderRequest,
+        req: ProviderRequest | EmbedRequest,
         splice: Splice | None,
         breaker: CircuitBreaker,
         *,
@@ -530,7 +547,7 @@ class _Attempts:
         self,
         race: Race,
         first: Try,
-        req: ProviderRequest,
+        req: ProviderRequest | EmbedRequest,
         target: Target,
         after: float,
         ignore_breakers: bool,
@@ -570,3 +587,11 @@ class _Attempts:
                 self.latencies.add(rec.ttft_ms / 1000)
         elif isinstance(tr.error, UpstreamTimeout) and rec.duration_ms is not None:
             load.first_token(rec.duration_ms / 1000)
+
+
+def _named(record: RequestRecord | None, request_id: str, route: ResolvedRoute) -> RequestRecord:
+    """The record a run fills in: the caller's (named after the route now), or a new one."""
+    if record is None:
+        return RequestRecord(request_id=request_id, route=route.name)
+    record.route = route.name
+    return record

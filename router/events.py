@@ -18,6 +18,7 @@ __all__ = [
     "AttemptStarted",
     "Chunk",
     "Done",
+    "Embeddings",
     "Event",
     "Failed",
     "Finish",
@@ -94,6 +95,13 @@ class Finish(msgspec.Struct, tag="finish", gc=False):
     reason: str
 
 
+class Embeddings(msgspec.Struct, tag="embeddings", gc=False):
+    """The answer to an embeddings request: one vector per input, in the inputs' order.
+    A provider yields it whole; the engine passes it on as the attempt's content."""
+
+    vectors: list[list[float]]
+
+
 class Quota(msgspec.Struct, tag="quota", gc=False):
     """What the upstream says is left of its rate limits (OpenAI's
     ``x-ratelimit-remaining-*``, Anthropic's ``anthropic-ratelimit-*``): a provider
@@ -105,7 +113,9 @@ class Quota(msgspec.Struct, tag="quota", gc=False):
     """Seconds until the exhausted one of them (or the later) is replenished."""
 
 
-Chunk = TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | Usage | Finish | Quota
+Chunk = (
+    TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | Usage | Finish | Quota | Embeddings
+)
 """What a provider yields."""
 
 
@@ -260,6 +270,7 @@ Event = (
     | ReasoningDelta
     | RefusalDelta
     | ToolCallDelta
+    | Embeddings
     | AttemptStarted
     | AttemptFailed
     | Hedged

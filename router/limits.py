@@ -14,8 +14,9 @@ from collections import deque
 
 from router.events import Quota
 from router.policy import Limit
+from router.provider import EmbedRequest, ProviderRequest
 
-__all__ = ["WINDOW_S", "Meter", "Metered", "estimate_tokens"]
+__all__ = ["WINDOW_S", "Meter", "Metered", "estimate_tokens", "request_tokens"]
 
 WINDOW_S = 60.0
 
@@ -110,3 +111,13 @@ def estimate_tokens(messages: list[dict[str, object]], params: dict[str, object]
             chars += sum(len(str(part)) for part in content)
     limit = params.get("max_completion_tokens") or params.get("max_tokens")
     return chars // 4 + 1 + (limit if isinstance(limit, int) else 0)
+
+
+def request_tokens(request: ProviderRequest | EmbedRequest) -> int:
+    """`estimate_tokens` of any request: an embeddings request's are its token arrays'
+    length, or about four characters a token of its texts."""
+    if not isinstance(request, EmbedRequest):
+        return estimate_tokens(request.messages, request.params)
+    if request.tokens:
+        return sum(len(tokens) for tokens in request.inputs) + 1
+    return sum(len(text) for text in request.inputs) // 4 + 1

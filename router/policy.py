@@ -180,6 +180,9 @@ class RoutePolicy(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     content answers and the other is cancelled. ``"p95"``: the route's recent 95th
     percentile time to first token (no hedging until it has enough samples). Unset:
     never (see `router.hedge`)."""
+    embeddings: bool = False
+    """The route serves ``/v1/embeddings``: every target must be able to embed, which
+    the configuration's validation checks (``check-config``, every write)."""
 
     def members(self) -> list[str]:
         """Every target the route may use, entry by entry, each once."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from router.errors import ConfigError, NoSuchModel
+from router.errors import ConfigError, NoSuchModel, RequestError
 from router.policy import Balance, Limit, Pool, RoutePolicy, Target, TargetEntry, parse_target
 from router.provider import Provider
 
@@ -21,6 +21,7 @@ BARE_PREFIXES: tuple[tuple[str, str], ...] = (
     ("o1", "openai"),
     ("o3", "openai"),
     ("o4", "openai"),
+    ("text-embedding-", "openai"),
 )
 
 
@@ -123,6 +124,22 @@ class RoutingTable:
             f"provider/model target of a configured provider.",
             param="model",
         )
+
+    def resolve_embeddings(self, model: str) -> ResolvedRoute:
+        """`resolve` for an embeddings request: raises `RequestError` (400) when a
+        target of the route cannot embed, naming them, since their vectors could not
+        stand in for one another anyway."""
+        route = self.resolve(model)
+        unable = [
+            t.name for t in route.targets if not self.providers[t.provider].supports_embeddings
+        ]
+        if unable:
+            raise RequestError(
+                f"The model {model!r} cannot serve embeddings: {', '.join(unable)} cannot embed.",
+                param="model",
+                code="model_not_embeddable",
+            )
+        return route
 
     def model_ids(self) -> list[str]:
         """Routes first, then every distinct target they name."""

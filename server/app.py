@@ -23,6 +23,7 @@ from router.errors import LLMGateError
 from server.admin import admin_router
 from server.api._serve import Serving, id_headers
 from server.api.anthropic.routes import ANTHROPIC_HANDLERS, MESSAGES_PATH, http_error
+from server.api.embeddings.routes import EMBEDDINGS_HANDLERS
 from server.api.openai.routes import OPENAI_HANDLERS
 from server.api.openai.wire import INTERNAL_ERROR, error_body
 from server.api.ops import OPS_HANDLERS
@@ -159,6 +160,7 @@ def create_app(
         route_handlers=[
             *OPENAI_HANDLERS,
             *RESPONSES_HANDLERS,
+            *EMBEDDINGS_HANDLERS,
             *ANTHROPIC_HANDLERS,
             *OPS_HANDLERS,
             admin_router(),

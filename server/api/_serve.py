@@ -2,7 +2,7 @@
 allowed, admit (budgets), run, hold back, then relay the stream or collect the answer.
 
 A door is a `Wire`: how its requests are parsed and its answers and errors are spelled
-(OpenAI chat completions, Anthropic Messages). Everything a client can rely on whatever
+(OpenAI chat completions and embeddings, Anthropic Messages). Everything a client can rely on whatever
 door it uses is written here once:
 
 - ``x-llmgate-request-id`` and ``x-request-id`` on every response (`id_headers`);
@@ -37,7 +37,7 @@ from router.events import (
     Failed,
     RequestRecord,
 )
-from router.provider import ProviderRequest
+from router.provider import EmbedRequest, ProviderRequest
 from server.api._stream import SSE_HEADERS, hold_back, relay
 from server.core.admission import Admission
 from server.core.gateway import Gateway
@@ -69,7 +69,7 @@ class Call(Protocol):
     @property
     def model(self) -> str: ...
     @property
-    def request(self) -> ProviderRequest: ...
+    def request(self) -> ProviderRequest | EmbedRequest: ...
     @property
     def stream(self) -> bool: ...
     @property
@@ -195,6 +195,8 @@ class Door(Generic[C]):
         if self.prepare is not None:
             call = await self.prepare(call, serving, key.id if key else None)
         table = gateway.table
+        if isinstance(call.request, EmbedRequest):  # refused before a budget counts it
+            table.resolve_embeddings(call.model)
         admission.allowed(key, table, call.model)
         model = await admission.admit(key, table, call.model, request_id)
         events = gateway.run(

@@ -20,7 +20,7 @@ from providers.pricing import PriceBook
 from router.engine import Engine
 from router.errors import ClientDisconnected, ConfigError
 from router.events import Done, Event, Failed, RequestRecord, Usage
-from router.provider import ProviderRequest
+from router.provider import EmbedRequest, ProviderRequest
 from router.table import RoutingTable
 
 __all__ = ["Gateway", "Observer"]
@@ -115,7 +115,7 @@ class Gateway:
     def run(
         self,
         model: str,
-        request: ProviderRequest,
+        request: ProviderRequest | EmbedRequest,
         request_id: str,
         client: str | None = None,
         *,
@@ -123,15 +123,20 @@ class Gateway:
         session: str | None = None,
         door: str | None = None,
     ) -> AsyncIterator[list[Event]]:
-        """The engine's event stream for one request, on the current table snapshot;
-        ``client`` (an API key's id) is kept in its record for the request log.
+        """The engine's event stream for one request (`Engine.stream`, or `Engine.embed`
+        for an embeddings request), on the current table snapshot; ``client`` (an API
+        key's id) is kept in its record for the request log.
         ``accept_reset``: the consumer discards what it showed on a `Reset` event (see
         `Engine.stream`); no other consumer is ever sent one. ``session`` names the
         conversation, for routes with session affinity; ``door`` the endpoint it came
         through, kept in its record."""
         record = RequestRecord(request_id=request_id, route=model, client=client, door=door)
-        if not self._observers:
-            return self.engine.stream(
+        if isinstance(request, EmbedRequest):
+            events = self.engine.embed(
+                self.table, model, request, request_id=request_id, record=record, session=session
+            )
+        else:
+            events = self.engine.stream(
                 self.table,
                 model,
                 request,
@@ -140,15 +145,8 @@ class Gateway:
                 accept_reset=accept_reset,
                 session=session,
             )
-        events = self.engine.stream(
-            self.table,
-            model,
-            request,
-            request_id=request_id,
-            record=record,
-            accept_reset=accept_reset,
-            session=session,
-        )
+        if not self._observers:
+            return events
         for hook in self._on_start:
             hook(record)
         return self._observed(request_id, events, record)

@@ -105,6 +105,7 @@ GROUPS = (
 SCALARS = (
     "stream_fallback_mode",
     "affinity",
+    "embeddings",
     "stream_resume_prompt",
     *(f.name for _, fields in GROUPS for f in fields),
 )
@@ -261,8 +262,10 @@ class RouteForm(Form):
                 self._convert({key: value}, value)
         if not any(key.startswith("targets") for key in self.errors):
             targets = msgspec.convert({"targets": data["targets"]}, RoutePolicy).targets
+            embeds = "embeddings" not in self.errors and data.get("embeddings") == "true"
             probe = GatewayConfig(
-                providers=config.providers, routes={"route": RoutePolicy(targets=targets)}
+                providers=config.providers,
+                routes={"route": RoutePolicy(targets=targets, embeddings=embeds)},
             )
             try:
                 probe.validate("config")

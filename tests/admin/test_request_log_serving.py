@@ -175,3 +175,24 @@ async def test_each_logged_request_names_the_api_key_that_made_it(
     assert (await gateway.http.post("/v1/chat/completions", json=body)).status_code == 200
     await gateway.aclose()
     assert sorted(str(r.api_key_id) for r in await _rows(store)) == sorted([created["id"], "None"])
+
+
+async def test_an_embeddings_request_gets_its_row_like_any_request(
+    serve: Serve, store: PolicyStore
+) -> None:
+    gateway = await serve()
+
+    response = await gateway.http.post(
+        "/v1/embeddings", json={"model": "old/embedder", "input": ["one two", "three"]}
+    )
+
+    assert response.status_code == 200
+    request_id = response.headers["x-llmgate-request-id"]
+
+    async def row() -> Any:
+        return next((r for r in await _rows(store) if r.id == request_id), None)
+
+    logged = await eventually_async(row, "the embeddings request's row")
+    assert (logged.route, logged.target, logged.status) == ("old/embedder", "old/embedder", "ok")
+    assert (logged.prompt_tokens, logged.completion_tokens) == (3, 0)
+    assert logged.transcript == []

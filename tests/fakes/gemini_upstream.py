@@ -1,4 +1,5 @@
-"""A fake Gemini API upstream: ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse``.
+"""A fake Gemini API upstream: ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse``,
+and ``:batchEmbedContents`` for embeddings (`Embeddings`).
 
 The server, scripting, `Status`, `Reset` and `Hang` are `tests.fakes.openai_upstream`'s;
 this fake answers in Gemini's shapes::
@@ -22,6 +23,7 @@ import msgspec
 
 from tests.fakes.openai_upstream import (
     SSE_HEAD,
+    Embeddings,
     FakeUpstream,
     Hang,
     Pacer,
@@ -29,9 +31,10 @@ from tests.fakes.openai_upstream import (
     Status,
     _frame,
     _until_client_leaves,
+    fake_vector,
 )
 
-__all__ = ["End", "GeminiUpstream", "Hang", "Reset", "Status", "Stream"]
+__all__ = ["Embeddings", "End", "GeminiUpstream", "Hang", "Reset", "Status", "Stream"]
 
 End = Literal[
     "done", "cut", "stall", "no_finish", "malformed", "safety", "blocked_prompt", "error_event"
@@ -69,7 +72,7 @@ class Stream(msgspec.Struct, frozen=True):
     cached_tokens: int = 0
 
 
-Behaviour = Stream | Status | Reset | Hang
+Behaviour = Stream | Status | Reset | Hang | Embeddings
 
 _STATUSES = {
     400: "INVALID_ARGUMENT",
@@ -83,6 +86,7 @@ _STATUSES = {
 }
 _PREFIX = "/v1beta/models/"
 _METHOD = ":streamGenerateContent"
+_EMBED = ":batchEmbedContents"
 
 
 def error_body(code: int, message: str, status: str, **extra: Any) -> dict[str, Any]:
@@ -102,9 +106,20 @@ class GeminiUpstream(FakeUpstream):
 
     def _model_of(self, target: str, body: dict[str, Any]) -> str | None:
         path, _, query = target.partition("?")
+        if path.startswith(_PREFIX) and path.endswith(_EMBED) and not query:
+            return path[len(_PREFIX) : -len(_EMBED)]
         if not (path.startswith(_PREFIX) and path.endswith(_METHOD) and "alt=sse" in query):
             return None
         return path[len(_PREFIX) : -len(_METHOD)]
+
+    def _embeddings(self, e: Embeddings, request: dict[str, Any]) -> dict[str, Any]:
+        """``BatchEmbedContentsResponse``: one ``ContentEmbedding`` per request, in order,
+        and no usage."""
+        out = []
+        for one in request["requests"]:
+            text = "".join(part["text"] for part in one["content"]["parts"])
+            out.append({"values": fake_vector(text, one.get("outputDimensionality") or e.dims)})
+        return {"embeddings": out}
 
     def _error_body(self, code: int) -> dict[str, Any]:
         return error_body(code, f"fake upstream says {code}", _STATUSES.get(code, "UNKNOWN"))

@@ -22,6 +22,7 @@ error body (`_error_body`) and the streamed answer (`_stream`) are theirs.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import socket
@@ -34,7 +35,17 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["Behaviour", "End", "FakeUpstream", "Hang", "Reset", "Status", "Stream"]
+__all__ = [
+    "Behaviour",
+    "Embeddings",
+    "End",
+    "FakeUpstream",
+    "Hang",
+    "Reset",
+    "Status",
+    "Stream",
+    "fake_vector",
+]
 
 
 End = Literal["done", "cut", "stall", "no_done", "malformed", "error_event"]
@@ -101,7 +112,23 @@ class Hang(msgspec.Struct, frozen=True):
     """Read the request and never answer."""
 
 
-Behaviour = Stream | Status | Reset | Hang
+class Embeddings(msgspec.Struct, frozen=True):
+    """A 200 embeddings answer (``POST /embeddings``): `fake_vector` of each input,
+    ``dimensions`` long if the request says, else ``dims``; ``data`` in reverse order
+    (each item names its ``index``), as nothing promises it in order."""
+
+    dims: int = 4
+    prompt_tokens: int = 7
+
+
+def fake_vector(value: Any, dims: int) -> list[float]:
+    """The fake's embedding of one input: its text's character codes (or its tokens),
+    cycled, so a test can tell which vector belongs to which input."""
+    codes = [ord(c) for c in value] if isinstance(value, str) else list(value)
+    return [float(codes[i % len(codes)] + i) for i in range(dims)]
+
+
+Behaviour = Stream | Status | Reset | Hang | Embeddings
 
 Responder = Callable[[dict[str, Any]], Any]
 """Chooses the behaviour for one request from its decoded JSON body."""
@@ -350,6 +377,9 @@ class FakeUpstream:
                 await _until_client_leaves(reader)
                 self.left.append(model or "")
                 return False
+            case Embeddings():
+                await self._json(writer, self._embeddings(behaviour, data))
+                return keep_alive
             case _:  # this fake's (or a subclass's) Stream
                 try:
                     return await self._stream(reader, writer, behaviour, data) and keep_alive
@@ -366,6 +396,28 @@ class FakeUpstream:
             f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n"
             f"{extra}\r\n".encode()
             + payload
+        )
+        await writer.drain()
+
+    def _embeddings(self, e: Embeddings, request: dict[str, Any]) -> dict[str, Any]:
+        """OpenAI's embeddings answer; floats, or base64 when the request asks."""
+        inputs = request.get("input")
+        items = inputs if isinstance(inputs, list) and not isinstance(inputs[0], int) else [inputs]
+        dims = request.get("dimensions") or e.dims
+        data = []
+        for i, value in enumerate(items):
+            vector: Any = fake_vector(value, dims)
+            if request.get("encoding_format") == "base64":
+                vector = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        usage = {"prompt_tokens": e.prompt_tokens, "total_tokens": e.prompt_tokens}
+        return {"object": "list", "data": data[::-1], "model": request.get("model"), "usage": usage}
+
+    async def _json(self, writer: asyncio.StreamWriter, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(payload), payload)
         )
         await writer.drain()
 

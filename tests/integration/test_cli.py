@@ -73,8 +73,23 @@ def test_check_config_accepts_the_example() -> None:
             "providers.m.kind: Invalid value 'vertex'; expected one of openai, anthropic, gemini, mock",
         ),
         ("[providers\n", "not valid TOML"),
+        (
+            '[providers.m]\nkind = "mock"\n[providers.a]\nkind = "anthropic"\n'
+            '[routes.embed]\ntargets = ["m/e", {pool = ["m/f", "a/claude-x"]}]\n'
+            "embeddings = true\n",
+            "routes.embed.targets[1].pool[1]: 'a/claude-x' cannot embed: provider 'a' is of "
+            "kind 'anthropic'",
+        ),
     ],
-    ids=["unknown-key", "wrong-type", "unknown-provider", "bad-mode", "bad-kind", "syntax"],
+    ids=[
+        "unknown-key",
+        "wrong-type",
+        "unknown-provider",
+        "bad-mode",
+        "bad-kind",
+        "syntax",
+        "cannot-embed",
+    ],
 )
 def test_check_config_refuses_a_bad_file_naming_file_and_key(
     tmp_path: Path, toml: str, expected: str

@@ -15,6 +15,7 @@ from llmgate import (
     AllProvidersFailedError,
     CompletionResponse,
     ConfigError,
+    EmbeddingResponse,
     LLMGate,
     RateLimited,
     RequestError,
@@ -22,10 +23,12 @@ from llmgate import (
     StructuredOutputError,
     UpstreamUnavailable,
     acompletion,
+    aembed,
     completion,
+    embed,
 )
 from llmgate.middleware import LoggingMiddleware, Middleware, RetryMiddleware
-from tests.fakes.openai_upstream import FakeUpstream, Status, Stream
+from tests.fakes.openai_upstream import Embeddings, FakeUpstream, Status, Stream, fake_vector
 
 MESSAGES = [{"role": "user", "content": "Tell me something."}]
 FAST = {
@@ -397,3 +400,35 @@ def test_a_route_from_a_toml_config_is_used_by_name(tmp_path: Any, upstream: Fak
     )
     with LLMGate(config=str(config)) as g:
         assert shown(list(g.stream("chat", MESSAGES))) == "routed"
+
+
+# --- embeddings -----------------------------------------------------------------------
+
+
+def test_embed_returns_the_vectors_of_the_target_that_answered(upstream: FakeUpstream) -> None:
+    upstream.script("down", Status(503))
+    upstream.script("emb", Embeddings(dims=3, prompt_tokens=4))
+    gate = LLMGate(
+        providers={"up": {"kind": "openai", "base_url": upstream.base_url}}, max_retries=0
+    )
+    with gate:
+        response = gate.embed(["up/down", "up/emb"], ["a", "bc"])
+
+    assert isinstance(response, EmbeddingResponse)
+    assert response.embeddings == [fake_vector("a", 3), fake_vector("bc", 3)]
+    assert (response.model, response.provider) == ("emb", "up")
+    assert (response.usage.prompt_tokens, response.usage.total_tokens) == (4, 4)
+    assert response.fallback_attempts == ["up/down"]
+
+
+def test_aembed_and_embed_of_the_mock_agree_and_honour_dimensions() -> None:
+    sync = embed("mock/any", "same text", dimensions=5)
+    again = asyncio.run(aembed("mock/any", ["same text"], dimensions=5))
+
+    assert len(sync.embeddings[0]) == 5 and again.embeddings == sync.embeddings
+
+
+def test_embed_refuses_a_target_that_cannot_embed_before_any_call() -> None:
+    gate = LLMGate(providers={"claude": {"kind": "anthropic", "base_url": "http://127.0.0.1:9"}})
+    with gate, pytest.raises(RequestError, match="cannot embed"):
+        gate.embed("claude/claude-x", "text")

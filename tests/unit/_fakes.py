@@ -16,7 +16,7 @@ import msgspec
 from router.errors import ProviderError, StreamInterrupted, UpstreamUnavailable
 from router.events import Chunk, Event, Finish, Reset, TextDelta, Usage
 from router.policy import RoutePolicy
-from router.provider import AttemptOptions, ProviderRequest
+from router.provider import AttemptOptions, EmbedRequest, ProviderRequest
 from router.table import RoutingTable
 
 
@@ -50,7 +50,7 @@ REQUEST = ProviderRequest([{"role": "user", "content": "Tell me a story"}], {"te
 
 class Call(msgspec.Struct):
     model: str
-    request: ProviderRequest
+    request: ProviderRequest | EmbedRequest
     options: AttemptOptions
 
 
@@ -75,10 +75,20 @@ class FakeProvider:
     def add(self, *scripts: Script) -> None:
         self.scripts.extend(scripts)
 
-    async def stream(
+    supports_embeddings = True
+
+    def stream(
         self, model: str, request: ProviderRequest, options: AttemptOptions
     ) -> AsyncGenerator[list[Chunk], None]:
-        self.calls.append(Call(model, request, options))
+        return self._play(Call(model, request, options))
+
+    def embed(
+        self, model: str, request: EmbedRequest, options: AttemptOptions
+    ) -> AsyncGenerator[list[Chunk], None]:
+        return self._play(Call(model, request, options))
+
+    async def _play(self, call: Call) -> AsyncGenerator[list[Chunk], None]:
+        self.calls.append(call)
         if not self.scripts:
             raise AssertionError(f"{self.name}: unexpected call #{len(self.calls)}")
         script = self.scripts.pop(0)

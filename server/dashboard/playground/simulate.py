@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
 from providers.mock import MockConfig, MockProvider
 from router.errors import NoSuchModel
 from router.events import Chunk
-from router.provider import AttemptOptions, Provider, ProviderRequest
+from router.provider import AttemptOptions, EmbedRequest, Provider, ProviderRequest
 from router.table import ResolvedRoute, RoutingTable
 
 __all__ = ["SIMULATIONS", "RouteInfo", "Simulate", "route_info", "simulated_table"]
@@ -74,6 +74,8 @@ class _OneModelInjected:
     configured: the failure hits the route's first mock target only, even when the
     route's other targets are models of the same provider."""
 
+    supports_embeddings: ClassVar[bool] = MockProvider.supports_embeddings
+
     def __init__(self, base: MockProvider, injected: MockProvider, model: str) -> None:
         self.name = base.name
         self.supports_prefill = base.supports_prefill
@@ -87,8 +89,15 @@ class _OneModelInjected:
     def stream(
         self, model: str, request: ProviderRequest, options: AttemptOptions
     ) -> AsyncGenerator[list[Chunk], None]:
-        provider = self._injected if model == self._model else self._base
-        return provider.stream(model, request, options)
+        return self._of(model).stream(model, request, options)
+
+    def embed(
+        self, model: str, request: EmbedRequest, options: AttemptOptions
+    ) -> AsyncGenerator[list[Chunk], None]:
+        return self._of(model).embed(model, request, options)
+
+    def _of(self, model: str) -> MockProvider:
+        return self._injected if model == self._model else self._base
 
 
 def _inject(config: MockConfig, simulate: Simulate, n: int) -> MockConfig:

@@ -1,0 +1,1 @@
+"""OpenAI embeddings: the route, request parsing, the answer's encoding."""
