@@ -125,6 +125,15 @@ class RoutingTable:
             param="model",
         )
 
+    def doors(self, model: str) -> list[str]:
+        """The endpoints ``model`` serves: every one that answers in text, and
+        ``embeddings`` when all of its targets can embed."""
+        route = self.resolve(model)
+        doors = ["chat.completions", "responses", "messages"]
+        if all(self.providers[t.provider].supports_embeddings for t in route.targets):
+            doors.append("embeddings")
+        return doors
+
     def resolve_embeddings(self, model: str) -> ResolvedRoute:
         """`resolve` for an embeddings request: raises `RequestError` (400) when a
         target of the route cannot embed, naming them, since their vectors could not

@@ -198,3 +198,14 @@ def test_a_body_nested_absurdly_deep_is_a_400_and_the_gateway_stays_up(
         response = post(gw, body, path)
         assert response.status_code == 400, response.text
     assert httpx.get(gw.base_url.removesuffix("/v1") + "/healthz").status_code == 200
+
+
+def test_each_model_says_which_endpoints_serve_it(make_gateway: Any) -> None:
+    gw = make_gateway(
+        routes={"chat": {"targets": ["up/a"]}, "mixed": {"targets": ["up/a", "claude/c"]}},
+        providers={"claude": {"kind": "anthropic", "api_key_env": "UP_KEY"}},
+    )
+    doors = {m.id: m.model_extra["llmgate"]["doors"] for m in gw.client().models.list()}
+    text = ["chat.completions", "responses", "messages"]
+    assert doors["chat"] == doors["up/a"] == [*text, "embeddings"]
+    assert doors["mixed"] == doors["claude/c"] == text  # Anthropic has no embeddings

@@ -65,10 +65,17 @@ async def retrieve_model(
 
 
 def _model(table: RoutingTable, model_id: str) -> dict[str, Any]:
-    """OpenAI's model object: a route is llmgate's, a target its provider's."""
+    """OpenAI's model object: a route is llmgate's, a target its provider's; its
+    ``llmgate.doors`` say which endpoints serve it."""
     route = table.routes.get(model_id)
     owner = "llmgate" if route else table.resolve(model_id).targets[0].provider
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": 0,
+        "owned_by": owner,
+        "llmgate": {"doors": table.doors(model_id)},
+    }
 
 
 OPENAI_HANDLERS = [chat_completions, list_models, retrieve_model]
