@@ -12,12 +12,13 @@ in order, with mid-stream recovery per ``stream_fallback_mode``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from llmgate import middleware
 from llmgate._gate import LLMGate
 from llmgate.errors import *  # noqa: F403
+from llmgate.errors import LLMGateError
 from llmgate.errors import __all__ as _errors
 from llmgate.types import (
     Call,
@@ -37,8 +38,10 @@ __all__ = [
     "StreamChunk",
     "ToolCall",
     "Usage",
+    "abatch",
     "acompletion",
     "aembed",
+    "batch",
     "completion",
     "embed",
     "middleware",
@@ -87,6 +90,31 @@ async def aembed(
 ) -> EmbeddingResponse:
     """The async `embed`."""
     return await LLMGate().aembed(model, input, **options)
+
+
+def batch(
+    model: str | list[str],
+    requests: Sequence[list[dict[str, Any]] | dict[str, Any]],
+    *,
+    concurrency: int = 8,
+    **options: Any,
+) -> list[CompletionResponse | LLMGateError]:
+    """Many completions with a throwaway `LLMGate`, at most ``concurrency`` at once, each
+    with its own fallbacks; results (or each request's error) in the requests' order.
+    See `LLMGate.abatch`."""
+    with LLMGate() as gate:
+        return gate.batch(model, requests, concurrency=concurrency, **options)
+
+
+async def abatch(
+    model: str | list[str],
+    requests: Sequence[list[dict[str, Any]] | dict[str, Any]],
+    *,
+    concurrency: int = 8,
+    **options: Any,
+) -> list[CompletionResponse | LLMGateError]:
+    """The async `batch`."""
+    return await LLMGate().abatch(model, requests, concurrency=concurrency, **options)
 
 
 def _closing(gate: LLMGate, chunks: Iterator[StreamChunk]) -> Iterator[StreamChunk]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import time
 import typing
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,48 @@ class LLMGate:
         """The synchronous `aembed`."""
         self._embed_call(model, dict(options))  # configuration errors before the loop
         call = self.aembed(model, input, dimensions=dimensions, user=user, **options)
+        return self._loop_thread().run(call)
+
+    async def abatch(
+        self,
+        model: str | list[str],
+        requests: Sequence[list[dict[str, Any]] | dict[str, Any]],
+        *,
+        concurrency: int = 8,
+        **options: Any,
+    ) -> list[CompletionResponse | LLMGateError]:
+        """Many completions at once, at most ``concurrency`` in flight, each with its own
+        retries and fallbacks: one result per request, in the requests' order, each the
+        `CompletionResponse` or the error that request ended with (nothing else in the
+        batch stops for it). A request is a message list, or a dict of ``messages`` and
+        its own options (``{"messages": [...], "max_tokens": 20}``); ``options`` apply to
+        every request. Middleware applies to each, as to `acompletion`."""
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise RequestError("concurrency must be a positive integer", param="concurrency")
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(request: list[dict[str, Any]] | dict[str, Any]) -> Any:
+            own = dict(request) if isinstance(request, dict) else {"messages": request}
+            messages = own.pop("messages", None)
+            async with slots:
+                try:
+                    call = self._call(model, messages, False, {**options, **own})
+                    return await self._completion_chain(0, call)
+                except LLMGateError as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    def batch(
+        self,
+        model: str | list[str],
+        requests: Sequence[list[dict[str, Any]] | dict[str, Any]],
+        *,
+        concurrency: int = 8,
+        **options: Any,
+    ) -> list[CompletionResponse | LLMGateError]:
+        """The synchronous `abatch`."""
+        call = self.abatch(model, requests, concurrency=concurrency, **options)
         return self._loop_thread().run(call)
 
     def close(self) -> None:

@@ -217,6 +217,8 @@ class FakeUpstream:
         self._models: list[str] = []
         self.connections = 0
         """TCP connections accepted so far (keep-alive reuse keeps this low)."""
+        self._active: dict[str, int] = {}
+        self._peak: dict[str, int] = {}
         self.left: list[str] = []
         """The model of each request whose client closed the connection while it waited
         for an answer (a `Hang`, or a `Stream`'s delay)."""
@@ -245,6 +247,11 @@ class FakeUpstream:
         """Answer every request for ``model`` with ``responder(request_body)``."""
         with self._lock:
             self._responders[model] = responder
+
+    def max_concurrent(self, model: str) -> int:
+        """The most requests for ``model`` this fake was answering at once."""
+        with self._lock:
+            return self._peak.get(model, 0)
 
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -362,6 +369,25 @@ class FakeUpstream:
             )
         if responder is not None:
             behaviour = responder(data)
+        key = model or ""
+        with self._lock:
+            self._active[key] = active = self._active.get(key, 0) + 1
+            self._peak[key] = max(self._peak.get(key, 0), active)
+        try:
+            return await self._answer(reader, writer, behaviour, data, headers, key)
+        finally:
+            with self._lock:
+                self._active[key] -= 1
+
+    async def _answer(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        behaviour: Behaviour,
+        data: dict[str, Any],
+        headers: dict[str, str],
+        model: str,
+    ) -> bool:
         keep_alive = headers.get("connection", "").lower() != "close"
         match behaviour:
             case Status():
@@ -375,7 +401,7 @@ class FakeUpstream:
                 return False
             case Hang():
                 await _until_client_leaves(reader)
-                self.left.append(model or "")
+                self.left.append(model)
                 return False
             case Embeddings():
                 await self._json(writer, self._embeddings(behaviour, data))
@@ -384,7 +410,7 @@ class FakeUpstream:
                 try:
                     return await self._stream(reader, writer, behaviour, data) and keep_alive
                 except ClientLeft:
-                    self.left.append(model or "")
+                    self.left.append(model)
                     return False
 
     async def _status(self, writer: asyncio.StreamWriter, status: Status) -> None:

@@ -432,3 +432,64 @@ def test_embed_refuses_a_target_that_cannot_embed_before_any_call() -> None:
     gate = LLMGate(providers={"claude": {"kind": "anthropic", "base_url": "http://127.0.0.1:9"}})
     with gate, pytest.raises(RequestError, match="cannot embed"):
         gate.embed("claude/claude-x", "text")
+
+
+# --- batch ------------------------------------------------------------------------------
+
+
+def test_batch_answers_in_order_with_each_failure_in_its_place(
+    gate: LLMGate, upstream: FakeUpstream
+) -> None:
+    upstream.respond(
+        "m",
+        lambda body: (
+            Status(503)
+            if body["messages"][0]["content"] == "fail"
+            else Stream([f"re: {body['messages'][0]['content']}"])
+        ),
+    )
+    upstream.script("backup", Stream(["from the backup"]))
+    prompts = ["one", "fail", "three", "four"]
+    results = gate.batch(
+        ["p/m", "p/backup"],
+        [[{"role": "user", "content": p}] for p in prompts[:2]]
+        + [{"messages": [{"role": "user", "content": p}], "max_tokens": 5} for p in prompts[2:]],
+        concurrency=2,
+    )
+    texts = [r.text if isinstance(r, CompletionResponse) else r for r in results]
+    assert texts == ["re: one", "from the backup", "re: three", "re: four"]
+    assert results[1].fallback_attempts == ["p/m"]  # type: ignore[union-attr]
+    assert upstream.requests_for("m")[2]["max_tokens"] == 5
+
+
+def test_a_request_that_fails_everywhere_is_its_own_error_and_the_rest_still_answer(
+    gate: LLMGate, upstream: FakeUpstream
+) -> None:
+    upstream.respond(
+        "m",
+        lambda body: Status(503) if body["messages"][0]["content"] == "fail" else Stream(["ok"]),
+    )
+    good = [{"role": "user", "content": "fine"}]
+    results = gate.batch("p/m", [good, [{"role": "user", "content": "fail"}], good, []])
+    assert [type(r).__name__ for r in results] == [
+        "CompletionResponse",
+        "AllProvidersFailedError",
+        "CompletionResponse",
+        "RequestError",  # an empty message list: refused alone, before any call
+    ]
+
+
+async def test_abatch_keeps_at_most_concurrency_requests_in_flight(
+    upstream: FakeUpstream,
+) -> None:
+    upstream.script("slow", Stream(["a", "b", "c"], delay_s=0.02))
+    providers = {"p": {"kind": "openai", "base_url": upstream.base_url}}
+    gate = LLMGate(providers=providers, **FAST)
+    results = await gate.abatch("p/slow", [MESSAGES] * 6, concurrency=2)
+    assert [r.text for r in results] == ["abc"] * 6  # type: ignore[union-attr]
+    assert upstream.max_concurrent("slow") == 2
+
+
+def test_batch_refuses_a_concurrency_below_one(gate: LLMGate) -> None:
+    with pytest.raises(RequestError, match="concurrency"):
+        gate.batch("p/m", [MESSAGES], concurrency=0)
