@@ -153,6 +153,12 @@ def has_anthropic(source: Path | None) -> bool:
     return source is None or (source / "providers" / "anthropic.py").exists()
 
 
+def has_embeddings(source: Path | None) -> bool:
+    """Whether the gateway (the installed one, or the tree ``source``) has the embeddings
+    door: commits before it reject a route with ``embeddings``."""
+    return source is None or (source / "server" / "api" / "embeddings").is_dir()
+
+
 BUDGET = """
 [routes.{route}.budget]
 requests_per_minute = 1000000000
@@ -200,6 +206,7 @@ def _config(
     budget: bool = False,
     pool: bool = False,
     hedge: bool = False,
+    embeddings: bool = False,
 ) -> str:
     config = f"""\
 [server]
@@ -216,6 +223,8 @@ targets = ["up/burst-{chunks}"]
 [routes.paced]
 targets = ["up/paced-{chunks}"]
 """
+    if embeddings:
+        config += '\n[routes.embed]\ntargets = ["up/embed"]\nembeddings = true\n'
     if anthropic:
         config += f"""
 [providers.upa]
@@ -263,7 +272,16 @@ def start_gateway(
     port = _free_port()
     config = run_dir / f"gateway-{transport}.toml"
     config.write_text(
-        _config(upstream_port, transport, chunks, has_anthropic(source), budget, pool, hedge)
+        _config(
+            upstream_port,
+            transport,
+            chunks,
+            has_anthropic(source),
+            budget,
+            pool,
+            hedge,
+            has_embeddings(source),
+        )
     )
     if profile_to is not None:
         gateway = [sys.executable, str(HERE / "_profiled_gateway.py"), str(profile_to)]

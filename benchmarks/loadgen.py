@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "ANTHROPIC",
     "DIALECTS",
+    "EMBEDDINGS",
     "OPENAI",
     "RESPONSES",
     "Dialect",
@@ -56,6 +57,7 @@ class Dialect:
     end: bytes  # the last event holds this
     auth: str  # header name: value, with {key}
     end_window: int = 48  # the last bytes the end marker is looked for in
+    whole: int | None = None  # a JSON answer (not a stream) holding this many `token`s
 
 
 OPENAI = Dialect(
@@ -88,7 +90,17 @@ RESPONSES = Dialect(
     "authorization: Bearer {key}",
     end_window=16384,  # the final event carries the whole response and its record
 )
-DIALECTS = {d.name: d for d in (OPENAI, ANTHROPIC, RESPONSES)}
+EMBEDDINGS = Dialect(
+    "embeddings",
+    "/v1/embeddings",
+    b'{"model":"%s","input":"Embed these few words."}',
+    b'"embedding":[',
+    b'"object":"embedding"',
+    b"",
+    "authorization: Bearer {key}",
+    whole=1,
+)
+DIALECTS = {d.name: d for d in (OPENAI, ANTHROPIC, RESPONSES, EMBEDDINGS)}
 
 
 @dataclass(slots=True)
@@ -166,7 +178,13 @@ class _Conn(asyncio.Protocol):
             self._find_first_content()
         if self._length is not None:
             if len(body) - 2 >= self._length:
-                self._finish(ok=False)
+                whole = self._dialect.whole
+                ok = (
+                    whole is not None
+                    and self._status == 200
+                    and body.count(self._dialect.token) == whole
+                )
+                self._finish(ok)
         elif body.find(_TERMINATOR, max(before - 6, 0)) >= 0:
             ok = (
                 self._status == 200

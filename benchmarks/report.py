@@ -71,7 +71,9 @@ def _targets(data: dict[str, Any]) -> list[str]:
         {
             r["target"]
             for r in results
-            if r["target"].startswith("gw-") and r["mode"] in ("burst", "paced")
+            if r["target"].startswith("gw-")
+            and r["mode"] in ("burst", "paced")
+            and r.get("dialect") != "embeddings"
         },
         key=lambda g: (g == "gw-anthropic", g),
     )

@@ -38,6 +38,7 @@ from _harness import (
     HERE,
     Proc,
     has_anthropic,
+    has_embeddings,
     pin_cores,
     start_gateway,
     start_relay,
@@ -108,6 +109,15 @@ def _targets(
     if args.pool and gateways:
         t, gw = next(iter(gateways.items()))
         targets.append(_Target("gw-pool", gw, f"pool-{mode}", transport=t))
+    if mode == "burst" and args.embeddings and gateways:  # one 256-float vector, not streamed
+        ref = "direct-embeddings"
+        t, gw = next(iter(gateways.items()))
+        targets.append(_Target(ref, upstream, "embed", reference=ref, dialect=loadgen.EMBEDDINGS))
+        targets.append(
+            _Target(
+                "gw-embeddings", gw, "embed", reference=ref, transport=t, dialect=loadgen.EMBEDDINGS
+            )
+        )
     if args.responses and gateways:  # the same route through the Responses door
         t, gw = next(iter(gateways.items()))
         targets.append(_Target("gw-responses", gw, mode, transport=t, dialect=loadgen.RESPONSES))
@@ -281,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the gw-responses rows (skipped anyway for a --source without the door)",
     )
+    parser.add_argument(
+        "--no-embeddings",
+        dest="embeddings",
+        action="store_false",
+        help="skip the embeddings rows (skipped anyway for a --source without the door)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
@@ -295,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown value(s): {', '.join(sorted(bad))}")
     if args.responses and args.source and not (args.source / "server/api/responses").is_dir():
         args.responses = False
+    if args.embeddings and not has_embeddings(args.source):
+        args.embeddings = False
     if args.anthropic and not has_anthropic(args.source):
         print(f"{args.source} has no Anthropic adapter: no Anthropic rows", file=sys.stderr)
         args.anthropic = False

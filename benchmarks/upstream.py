@@ -13,6 +13,9 @@ an OpenAI ``chat.completion.chunk`` stream (role, N content chunks, finish, usag
 - ``paced-N``: the same events with 1 ms between content chunks. One timer drives
   every open paced stream, so 64 concurrent streams cost one wake-up per millisecond,
   not 64;
+A ``POST`` to a path ending in ``/embeddings`` answers one 256-float embedding (the
+same bytes every time), for any model.
+
 - ``skewed-N``: the burst answer after a delay: 10 ms, or for one request in twenty
   (drawn from a seeded generator) 300 ms. A deployment with a slow tail, for the
   hedging rows (``run.py --hedge``).
@@ -45,6 +48,21 @@ _HEAD = (
 _OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
 _MODEL = re.compile(rb'"model"\s*:\s*"(burst|paced|skewed)-(\d+)"')
 _TICK_S = 0.001
+_VECTOR = [round((i % 17) / 17 - 0.5, 6) for i in range(256)]
+_EMBEDDING_BODY = json.dumps(
+    {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": _VECTOR}],
+        "model": "embed",
+        "usage": {"prompt_tokens": 4, "total_tokens": 4},
+    },
+    separators=(",", ":"),
+).encode()
+_EMBEDDING = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+    % len(_EMBEDDING_BODY)
+    + _EMBEDDING_BODY
+)
 SKEW_FAST_S = 0.010
 SKEW_SLOW_S = 0.300
 SKEW_SLOW_SHARE = 0.05
@@ -238,6 +256,9 @@ class _Conn(asyncio.Protocol):
             method, path, body = request
             if method != b"POST":
                 self.write(_OK)
+                continue
+            if path.endswith(b"/embeddings"):
+                self.write(_EMBEDDING)
                 continue
             m = _MODEL.search(body)
             if m is None:
