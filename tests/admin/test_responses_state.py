@@ -111,3 +111,47 @@ async def test_a_key_sees_only_its_own_responses_and_store_false_keeps_nothing(
         await mine.responses.retrieve(unstored.id)
     await mine.close()
     await other.close()
+
+
+async def test_a_conversation_stays_on_the_deployment_that_served_its_first_turn(
+    serve: Serve, upstream: FakeUpstream
+) -> None:
+    members = ["a", "b", "c"]
+    for model in members:
+        upstream.script(model, Stream([f"from {model}"]))
+    pooled = {
+        **config(upstream),
+        "routes": {
+            "chat": {"targets": [{"pool": [f"up/{m}" for m in members]}], "affinity": "session"}
+        },
+    }
+    gateway = await serve(config=pooled, env=ENV)
+    client = sdk(gateway)
+    served: list[str] = []
+    for _ in range(4):  # four conversations of three turns each
+        previous = None
+        for turn in range(3):
+            response = await client.responses.create(
+                model="chat", input=f"turn {turn}", previous_response_id=previous
+            )
+            served.append(response.model)
+            previous = response.id
+    conversations = [served[i : i + 3] for i in range(0, 12, 3)]
+    assert all(len(set(turns)) == 1 for turns in conversations), conversations
+    await client.close()
+
+
+async def test_nothing_is_stored_when_the_request_log_keeps_no_text(
+    serve: Serve, upstream: FakeUpstream
+) -> None:
+    upstream.script("m", Stream(["Hello."]))
+    quiet = {**config(upstream), "server": {"reload_poll_s": 3600, "request_log_text": False}}
+    gateway = await serve(config=quiet, env=ENV)
+    client = sdk(gateway)
+    response = await client.responses.create(model="chat", input="hi")
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(response.id)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.responses.create(model="chat", input="and?", previous_response_id=response.id)
+    assert "request_log_text" in refused.value.message
+    await client.close()
