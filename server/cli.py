@@ -10,6 +10,7 @@ import socket
 import sys
 
 from router.errors import ConfigError, LLMGateError
+from server.version import VERSION
 
 __all__ = ["main"]
 
@@ -226,6 +227,7 @@ def _add_store_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmgate", description="A declarative LLM router.")
+    parser.add_argument("--version", action="version", version=f"llmgate {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", default="config.example.toml", help="TOML configuration file")

@@ -9,15 +9,18 @@ from litestar.di import NamedDependency
 
 from server.core.gateway import Gateway
 from server.observe import Metrics
+from server.version import VERSION
 
 __all__ = ["OPS_HANDLERS"]
 
 
 @get("/healthz")
 async def healthz(gateway: NamedDependency[Gateway]) -> dict[str, Any]:
-    """The revision this process serves and each target's circuit breaker."""
+    """llmgate's version, the revision this process serves and each target's circuit
+    breaker."""
     return {
         "status": "ok",
+        "version": VERSION,
         "revision": gateway.table.revision,
         "breakers": gateway.engine.breaker_states(),
     }

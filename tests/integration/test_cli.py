@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,8 @@ import openai
 import pytest
 from litestar.testing import TestClient
 
-from server.app import app_from_env
+from providers import load_config
+from server.app import app_from_env, create_app
 from server.store import DATABASE_URL_ENV
 from tests.eventually import eventually
 
@@ -208,3 +210,11 @@ def test_serving_workers_freeze_what_start_up_leaves_out_of_the_gc(
             assert client.get("/healthz").status_code == 200
     finally:
         gc.unfreeze()
+
+
+def test_version_is_printed_and_served() -> None:
+    installed = version("llmgate")
+    result = llmgate("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"llmgate {installed}")
+    with TestClient(create_app(load_config(str(EXAMPLE)))) as client:
+        assert client.get("/healthz").json()["version"] == installed
