@@ -43,6 +43,11 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """``[server]``: settings of one process, read from the file ``serve`` is given and
     never stored in the database."""
 
+    config_source: Literal["database", "file"] = "database"
+    """Which holds the truth about providers and routes once the database was seeded:
+    ``database`` (``serve`` only says when ``--config`` differs from it), or ``file``
+    (``serve`` applies ``--config`` as a revision at every start when it differs, as
+    ``--apply-config`` does)."""
     master_key_env: str = "LLMGATE_MASTER_KEY"
     """The environment variable holding the client key."""
     admin_key_env: str = "LLMGATE_ADMIN_KEY"

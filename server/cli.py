@@ -45,6 +45,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     url = database_url(args.database_url)
     _migrate(url)  # once, before any worker starts
+    from server.store import commands
+
+    apply = args.apply_config or config.server.config_source == "file"
+    commands.run(commands.drift(url, args.config, apply=apply))
     os.environ["LLMGATE_CONFIG"] = os.path.abspath(args.config)
     os.environ[DATABASE_URL_ENV] = url  # absolute: every worker opens the same database
     if not os.environ.get(key_env):
@@ -235,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=4000)
     serve.add_argument("--workers", type=int, default=1, help="processes (one per core)")
     serve.add_argument("--log-level", default="warning")
+    serve.add_argument(
+        "--apply-config",
+        action="store_true",
+        help="make --config the source of truth: apply it as a revision when it differs "
+        'from the database (as [server] config_source = "file")',
+    )
     _add_database_url(serve)
     serve.set_defaults(func=_serve)
     check = sub.add_parser("check-config", help="validate a configuration file")

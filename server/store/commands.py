@@ -108,6 +108,43 @@ async def apply(url: str, file: str, *, prune: bool, actor: str) -> int:
     return 0
 
 
+async def drift(url: str, file: str, *, apply: bool) -> int:
+    """At ``serve``: what differs between ``file`` and the database's revision, said on
+    standard error with the command that applies it; with ``apply``, the file applied
+    (pruned: the file is the source of truth) as one revision when it differs. An
+    empty database says nothing: the gateway seeds it from the file."""
+    config = load_config(file)
+    async with _store(url) as store:
+        revision, current = await store.load()
+        if revision == 0:
+            return 0
+        diff = diff_configs(current, config)
+        if not diff:
+            return 0
+        if apply:
+            result = await store.apply(
+                config, prune=True, actor="serve --apply-config", label=f"apply {file} at start"
+            )
+            print(
+                f"llmgate: applied {file} as revision {result.revision}: {diff.summary()}",
+                file=sys.stderr,
+            )
+            return 0
+    print(
+        f"llmgate: {file} differs from revision {revision} of {display_url(url)}, which is "
+        "what will be served:",
+        file=sys.stderr,
+    )
+    for line in diff.render(prune=True):
+        print(f"  {line}", file=sys.stderr)
+    print(
+        f"llmgate: to serve the file instead, run `llmgate config apply {file} --prune` "
+        "(or start with --apply-config)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 async def export(url: str, output: str | None) -> int:
     """The live configuration as TOML, to ``output`` or standard output."""
     async with _store(url) as store:
