@@ -8,7 +8,9 @@ import ipaddress
 import os
 import socket
 import sys
+from collections.abc import Mapping
 
+from providers.config import ServerSettings
 from router.errors import ConfigError, LLMGateError
 from server.version import VERSION
 
@@ -59,6 +61,18 @@ def _serve(args: argparse.Namespace) -> int:
     admin_env = config.server.admin_key_env
     if not os.environ.get(admin_env):
         print(f"llmgate: no {admin_env} set; the admin API is disabled.", file=sys.stderr)
+    from server.dashboard.auth import FIRST_RUN_ENV
+
+    if first_run_link(args.host, config.server, os.environ):
+        token = commands.run(_issue_link(url))
+        os.environ[FIRST_RUN_ENV] = "1"
+        print(
+            "llmgate: no admin key or password is set; sign in to the dashboard once with "
+            f"http://{args.host}:{args.port}/admin/login?token={token} (valid 15 minutes)",
+            file=sys.stderr,
+        )
+    else:
+        os.environ.pop(FIRST_RUN_ENV, None)
     print(
         f"llmgate: serving on http://{args.host}:{args.port}/v1 with {args.workers} "
         f"worker(s); policies from {display_url(url)} (seeded from {args.config} if empty)",
@@ -78,6 +92,24 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def first_run_link(host: str, settings: ServerSettings, environ: Mapping[str, str]) -> bool:
+    """Whether ``serve`` prints a one-time dashboard sign-in link: no admin key or
+    password is set, and it listens on a loopback address only."""
+    secrets = (environ.get(settings.admin_key_env), environ.get(settings.admin_password_env))
+    return not any(secrets) and _is_loopback(host)
+
+
+async def _issue_link(url: str) -> str:
+    from server.store import create_engine
+    from server.store.login_links import issue_link
+
+    engine = create_engine(url)
+    try:
+        return await issue_link(engine)
+    finally:
+        await engine.dispose()
 
 
 def _migrate(url: str) -> None:

@@ -13,6 +13,7 @@ from typing import cast
 
 from litestar.datastructures import State
 from litestar.di import Provide
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.api._serve import Serving
 from server.core.admission import Admission
@@ -82,6 +83,12 @@ def reloader(state: State) -> Reloader:
     return loaded
 
 
+def database(state: State) -> AsyncEngine | None:
+    """The database, for what works with one and without: None serving a file alone."""
+    loaded = cast(Reloader | None, state.reloader)
+    return None if loaded is None else loaded.store.engine
+
+
 def store(state: State) -> PolicyStore:
     return reloader(state).store
 
@@ -105,6 +112,7 @@ DEPENDENCIES = {
         "tokens": playground_tokens,
         "reloader": reloader,
         "store": store,
+        "database": database,
         "keys": keys,
     }.items()
 }

@@ -6,7 +6,9 @@ cookie session (AES-GCM, HttpOnly, SameSite=Strict, path ``/admin``) under a key
 from those secrets: every worker and node with the same secrets accepts it, and changing
 either secret signs everybody out. Every form and htmx request carries a CSRF token
 (litestar's double-submit `CSRFMiddleware`). Without an admin key or password the
-dashboard is disabled and says how to enable it.
+dashboard is disabled and says how to enable it, except on a first run: ``llmgate
+serve`` on a loopback address then prints a one-time sign-in link
+(`server.store.login_links`) and tells its workers so (`FIRST_RUN_ENV`).
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ from server.core.admission import Admission
 from server.core.gateway import Gateway
 
 __all__ = [
+    "FIRST_RUN_ENV",
     "SESSION_PATH",
     "DashboardAuth",
     "signed_in",
 ]
 
 SESSION_PATH = "/admin"
+FIRST_RUN_ENV = "LLMGATE_FIRST_RUN_LINK"
+"""Set to ``1`` by ``llmgate serve`` for its workers when it printed a sign-in link."""
 MAX_FAILURES = 10
 FAILURE_WINDOW_S = 60.0
 
@@ -51,6 +56,8 @@ class DashboardAuth:
         password = gateway.env.get(settings.admin_password_env) or None
         self.key = key
         self.password = password
+        self.first_run = key is None and password is None and gateway.env.get(FIRST_RUN_ENV) == "1"
+        """No admin key or password, and ``serve`` printed a one-time sign-in link."""
         self.admin_key_env = settings.admin_key_env
         self.admin_password_env = settings.admin_password_env
         self.session_seconds = max(60, round(settings.dashboard_session_hours * 3600))
@@ -88,7 +95,7 @@ class DashboardAuth:
 
     @property
     def enabled(self) -> bool:
-        return self.key is not None or self.password is not None
+        return self.key is not None or self.password is not None or self.first_run
 
     def check(self, secret: str) -> bool:
         """Whether ``secret`` is the admin key or the admin password (constant time)."""

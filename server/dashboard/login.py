@@ -1,8 +1,9 @@
 """Signing in and out of the dashboard, and where a request that is not signed in goes.
 
-The secret is the admin key or the admin password (`server.dashboard.auth`), and failed
-attempts are throttled per client address. A signed-in session is an encrypted cookie
-that expires after ``dashboard_session_hours``.
+The secret is the admin key or the admin password (`server.dashboard.auth`), or on a
+first run the one-time link ``llmgate serve`` printed (``/admin/login?token=...``), and
+failed attempts are throttled per client address. A signed-in session is an encrypted
+cookie that expires after ``dashboard_session_hours``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.dashboard.auth import DashboardAuth, session_guard
 from server.dashboard.common import Req, is_htmx
+from server.store.login_links import redeem_link
 
 __all__ = ["HANDLERS", "not_signed_in"]
 
@@ -53,9 +56,36 @@ async def login_page(
     request: Req,
     dashboard_auth: NamedDependency[DashboardAuth],
     assets_ok: NamedDependency[bool],
+    database: NamedDependency[AsyncEngine | None],
     next: FromQuery[str | None] = None,
-) -> Template:
-    return _login_page(dashboard_auth, assets_ok, _safe_next(request, next))
+    token: FromQuery[str | None] = None,
+) -> Response[Any]:
+    auth, target = dashboard_auth, _safe_next(request, next)
+    if token is None:
+        return _login_page(auth, assets_ok, target)
+    client, now = request.client.host if request.client else "", time.monotonic()
+    if (
+        auth.first_run
+        and database is not None
+        and not auth.throttled(client, now)
+        and await redeem_link(database, token)
+    ):
+        _sign_in(request, auth, "first-run link")
+        return Redirect(target, status_code=303)
+    auth.failed(client, now)
+    error = (
+        "This sign-in link was already used or has expired: restart llmgate serve for a "
+        "new one, or set an admin key or password."
+        if auth.first_run
+        else "Sign-in links are only printed on a first run, with no admin key or password."
+    )
+    refused = _login_page(auth, assets_ok, target, error)
+    refused.status_code = 401
+    return refused
+
+
+def _sign_in(request: Req, auth: DashboardAuth, by: str) -> None:
+    request.set_session({"until": time.time() + auth.session_seconds, "at": time.time(), "by": by})
 
 
 @post("/login", name="login.submit", status_code=303)
@@ -68,20 +98,22 @@ async def login(
     target = _safe_next(request, str(form.get("next") or ""))
     client, now = request.client.host if request.client else "", time.monotonic()
     wait = auth.throttled(client, now)
-    if wait or not auth.enabled or not auth.check(secret):
+    if wait or (auth.key is None and auth.password is None) or not auth.check(secret):
         status, headers = 401, {}
         if wait:
             error = f"Too many failed sign-ins: try again in {math.ceil(wait)} s."
             status, headers = 429, {"retry-after": str(math.ceil(wait))}
         elif not auth.enabled:
             error = "The dashboard is disabled: no admin key or password is set."
+        elif auth.key is None and auth.password is None:
+            error = "No admin key or password is set: sign in with the link llmgate serve printed."
         else:
             error = "That is not the admin key or password."
             auth.failed(client, now)
         refused = _login_page(auth, assets_ok, target, error)
         refused.status_code, refused.headers = status, headers
         return refused
-    request.set_session({"until": time.time() + auth.session_seconds, "at": time.time()})
+    _sign_in(request, auth, "secret")
     return Redirect(target, status_code=303)
 
 

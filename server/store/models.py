@@ -32,6 +32,7 @@ __all__ = [
     "Base",
     "BudgetCounter",
     "ConfigState",
+    "LoginLink",
     "ProviderRow",
     "RequestLog",
     "RevisionRow",
@@ -208,3 +209,14 @@ class StoredResponse(Base):
     """This request's input items, each with an id (``GET .../input_items``)."""
     response: Mapped[dict[str, Any]]
     """The ``Response`` object as the client received it."""
+
+
+class LoginLink(Base):
+    """A one-time dashboard sign-in link (`server.store.login_links`): its token's hash."""
+
+    __tablename__ = "login_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

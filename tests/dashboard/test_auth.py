@@ -6,11 +6,16 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
+from providers.config import ServerSettings
+from server.cli import first_run_link
+from server.dashboard.auth import FIRST_RUN_ENV
 from server.store import create_engine, migrate
+from server.store.login_links import LINK_TTL, issue_link
 from tests.dashboard.conftest import ADMIN_KEY, CLIENT_KEY, ENV, Dashboard, Serve, sign_in
 from tests.store.conftest import empty_database
 
@@ -176,3 +181,60 @@ async def test_the_cookie_keys_are_random_not_derived_from_the_admin_secrets(
                 assert (await other.get("/admin", follow_redirects=False)).status_code == 303
     finally:
         await web.aclose()
+
+
+# --- the first-run link ------------------------------------------------------------------
+
+FIRST_RUN = {"LLMGATE_MASTER_KEY": CLIENT_KEY, FIRST_RUN_ENV: "1"}
+
+
+async def _link(database_url: str, ttl: timedelta = LINK_TTL) -> str:
+    engine = create_engine(database_url)
+    try:
+        return await issue_link(engine, ttl)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_first_run_link_signs_in_once_and_never_again(
+    serve: Serve, database_url: str
+) -> None:
+    gateway = await serve(env=FIRST_RUN)
+    token = await _link(database_url)
+    async with httpx.AsyncClient(base_url=gateway.base, timeout=10) as web:
+        page = await web.get("/admin/login")
+        assert 'id="first-run"' in page.text and "llmgate serve" in page.text
+        followed = await web.get(f"/admin/login?token={token}")
+        assert (followed.status_code, followed.headers["location"]) == (303, "/admin")
+        assert (await web.get("/admin")).status_code == 200  # signed in: the overview
+    async with httpx.AsyncClient(base_url=gateway.base, timeout=10) as other:
+        again = await other.get(f"/admin/login?token={token}")
+        assert again.status_code == 401 and "already used or has expired" in again.text
+        assert (await other.get("/admin")).status_code == 303  # not signed in
+
+
+async def test_an_expired_or_unknown_link_is_refused(serve: Serve, database_url: str) -> None:
+    gateway = await serve(env=FIRST_RUN)
+    expired = await _link(database_url, timedelta(seconds=-1))
+    async with httpx.AsyncClient(base_url=gateway.base, timeout=10) as web:
+        for token in (expired, "not-a-token"):
+            refused = await web.get(f"/admin/login?token={token}")
+            assert refused.status_code == 401
+        assert (await web.get("/admin")).status_code == 303
+
+
+async def test_a_link_signs_in_only_on_a_first_run(serve: Serve, database_url: str) -> None:
+    gateway = await serve()  # an admin key is set: serve prints no link
+    token = await _link(database_url)
+    async with httpx.AsyncClient(base_url=gateway.base, timeout=10) as web:
+        refused = await web.get(f"/admin/login?token={token}")
+        assert refused.status_code == 401 and "only printed on a first run" in refused.text
+
+
+def test_serve_prints_a_link_only_on_loopback_without_an_admin_secret() -> None:
+    settings = ServerSettings()
+    assert first_run_link("127.0.0.1", settings, {})
+    assert first_run_link("localhost", settings, {"LLMGATE_MASTER_KEY": "sk-client"})
+    assert not first_run_link("0.0.0.0", settings, {})  # any other host: credentials only
+    assert not first_run_link("127.0.0.1", settings, {"LLMGATE_ADMIN_KEY": "sk-admin"})
+    assert not first_run_link("127.0.0.1", settings, {"LLMGATE_ADMIN_PASSWORD": "secret"})

@@ -23,6 +23,7 @@ TABLES = {
     "api_keys",
     "budget_counters",
     "responses",
+    "login_links",
 }
 
 
