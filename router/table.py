@@ -98,6 +98,9 @@ class RoutingTable:
                             path=f"routes.{name}.targets[{i}]",
                         )
             self.routes[name] = ResolvedRoute(name, policy, _flat(entries), entries)
+        self.names = frozenset(self.model_ids())
+        """Every configured route and target name (not the ``provider/model`` names a
+        client may choose freely): what metrics label by name."""
 
     def limit(self, target: Target) -> Limit | None:
         """The rate limits of ``target``'s deployment (its model's, else its provider's

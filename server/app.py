@@ -104,7 +104,7 @@ def create_app(
     admission = Admission(config.server, gateway.env)
     guard = RetryGuard(config.server.retry_guard_s, config.server.retry_guard_user_agents)
     keeper = ResponseKeeper(config.server.response_ttl_days, config.server.request_log_text)
-    meter = Metrics(prices=lambda: gateway.prices)
+    meter = Metrics(prices=lambda: gateway.prices, names=lambda: gateway.table.names)
     gateway.observe(meter.observe)
     meter.watch_loads(gateway.engine.loads)
     gateway.on_request_start(meter.started)

@@ -65,8 +65,11 @@ class LoadCollector(Collector):
     """``llmgate_target_in_flight{target}``: the engine's count of each target's attempts
     running now (what ``least_busy`` pools balance on), for every target tried so far."""
 
-    def __init__(self, loads: Callable[[], Mapping[str, Load]]) -> None:
+    def __init__(
+        self, loads: Callable[[], Mapping[str, Load]], label: Callable[[str], str] = str
+    ) -> None:
         self._loads = loads
+        self._label = label
 
     def collect(self) -> Iterable[Metric]:
         in_flight = GaugeMetricFamily(
@@ -74,6 +77,10 @@ class LoadCollector(Collector):
             "Requests in flight on each target (its upstream attempts running now).",
             labels=["target"],
         )
-        for target, load in sorted(self._loads().items()):
-            in_flight.add_metric([target], load.in_flight)
+        counts: dict[str, int] = {}
+        for target, load in self._loads().items():
+            name = self._label(target)  # unconfigured names are summed under one label
+            counts[name] = counts.get(name, 0) + load.in_flight
+        for target, count in sorted(counts.items()):
+            in_flight.add_metric([target], count)
         yield in_flight

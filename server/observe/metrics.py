@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from itertools import pairwise
 from typing import Generic, TypeVar, cast
 
@@ -132,9 +132,13 @@ class Metrics:
         clock: Callable[[], float] = time.perf_counter,
         max_in_flight: int = 10_000,
         prices: Callable[[], PriceBook] | None = None,
+        names: Callable[[], Container[str]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self._prices = prices
+        self._names = names
+        """The route and target names labels may take (the table's); any other name a
+        client chose is counted as ``other``. None: every name."""
         self.max_in_flight = max_in_flight
         self._clock = clock
         self._live: OrderedDict[str, _Live] = OrderedDict()
@@ -262,8 +266,9 @@ class Metrics:
             kind = type(last)  # once: this runs for every chunk
             if kind is AttemptStarted or kind is Hedged:
                 if live.route is not None:
+                    known = self._known()
                     target = cast("AttemptStarted | Hedged", last).target
-                    self.selections(live.route, target).inc()
+                    self.selections(_label(live.route, known), _label(target, known)).inc()
             elif kind is Done:
                 self._end(request_id, live, cast(Done, last).record, "ok")
             elif kind is Failed:
@@ -291,7 +296,7 @@ class Metrics:
     def watch_loads(self, loads: Callable[[], Mapping[str, Load]]) -> None:
         """Expose each target's requests in flight, read from ``loads`` (the engine's
         `router.engine.Engine.loads`) when scraped: nothing per request."""
-        self.registry.register(LoadCollector(loads))
+        self.registry.register(LoadCollector(loads, lambda name: _label(name, self._known())))
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition: ``(body, content type)`` for ``GET /metrics``."""
@@ -304,10 +309,14 @@ class Metrics:
         live = self._live[request_id] = _Live(self._clock())
         return live
 
+    def _known(self) -> Container[str] | None:
+        return self._names() if self._names is not None else None
+
     def _end(self, request_id: str, live: _Live, record: RequestRecord, status: str) -> None:
         now = self._clock()
         del self._live[request_id]
-        route = record.route
+        known = self._known()
+        route = _label(record.route, known)
         self.requests(route, status, record.door or "").inc()
         self.latency(route).observe(now - live.start)
         if live.first is not None:
@@ -316,34 +325,43 @@ class Metrics:
             answered = _attempt(record, live.first_attempt)
             if answered is not None and answered.ttft_ms is not None:
                 self.overhead(route).observe(max(ttft - answered.ttft_ms / 1000, 0.0))
-        self._count(record)
+        self._count(record, route, known)
 
-    def _count(self, record: RequestRecord) -> None:
-        route = record.route
+    def _count(self, record: RequestRecord, route: str, known: Container[str] | None) -> None:
         prices = self._prices() if self._prices is not None else None
         for a in record.attempts:
-            self.attempts(route, a.target, a.outcome, a.error_type or "").inc()
+            target = _label(a.target, known)
+            self.attempts(route, target, a.outcome, a.error_type or "").inc()
             if a.usage is not None:
-                self.tokens(route, a.target, "prompt").inc(a.usage.prompt_tokens)
-                self.tokens(route, a.target, "completion").inc(a.usage.completion_tokens)
+                self.tokens(route, target, "prompt").inc(a.usage.prompt_tokens)
+                self.tokens(route, target, "completion").inc(a.usage.completion_tokens)
                 if a.usage.cached_tokens:
-                    self.tokens(route, a.target, "cached").inc(a.usage.cached_tokens)
+                    self.tokens(route, target, "cached").inc(a.usage.cached_tokens)
                 price = prices.price(a.target) if prices else None
                 if price is not None:
-                    self.cost(route, a.target).inc(price.cost(a.usage))
+                    self.cost(route, target).inc(price.cost(a.usage))
         for failed, following in pairwise(record.attempts):
             if failed.outcome == "failed":  # not a hedge's cancelled loser
                 reason = failed.error_type or ""
-                self.fallbacks(route, failed.target, following.target, reason).inc()
+                pair = _label(failed.target, known), _label(following.target, known)
+                self.fallbacks(route, *pair, reason).inc()
         for hedge in record.hedges:
             self.hedges(route, _HEDGE_OUTCOME[hedge.won]).inc()
         for s in record.switches:
-            self.switches(route, s.from_target, s.to_target, s.mode, s.reason).inc()
+            pair = _label(s.from_target, known), _label(s.to_target, known)
+            self.switches(route, *pair, s.mode, s.reason).inc()
             if s.reset:
                 self.resets(route).inc()
 
 
 _HEDGE_OUTCOME = {True: "won", False: "lost", None: "none"}
+OTHER = "other"
+"""The label of every route or target name that is not configured: a client may name
+any ``provider/model``, and must not be able to grow the metrics without bound."""
+
+
+def _label(name: str, known: Container[str] | None) -> str:
+    return name if known is None or name in known else OTHER
 
 
 def _attempt(record: RequestRecord, number: int) -> AttemptRecord | None:

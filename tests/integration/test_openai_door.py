@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.openai_upstream import Stream
 from tests.integration.conftest import KEY
@@ -209,3 +210,23 @@ def test_each_model_says_which_endpoints_serve_it(make_gateway: Any) -> None:
     text = ["chat.completions", "responses", "messages"]
     assert doors["chat"] == doors["up/a"] == [*text, "embeddings"]
     assert doors["mixed"] == doors["claude/c"] == text  # Anthropic has no embeddings
+
+
+def test_client_chosen_model_names_are_counted_under_one_other_label(
+    make_gateway: Any, upstream: Any
+) -> None:
+    for model in ("m", "free-1", "free-2"):
+        upstream.script(model, Stream(["hi"]))
+    gw = make_gateway(routes={"chat": {"targets": ["up/m"]}})
+    sdk = gw.client()
+    for model in ("chat", "up/free-1", "up/free-2"):
+        sdk.chat.completions.create(model=model, messages=MESSAGES)
+    metrics = httpx.get(gw.base_url.removesuffix("/v1") + "/metrics").text
+    assert "free-1" not in metrics and "free-2" not in metrics  # no series per client name
+    requests = {
+        s.labels["route"]: s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+        if s.name == "llmgate_requests_total"
+    }
+    assert requests == {"chat": 1.0, "other": 2.0}
