@@ -15,7 +15,10 @@ import msgspec
 from providers.config import ProviderConfig
 from server.dashboard.forms import show_value
 
-__all__ = ["FIRST_KIND", "KINDS", "SPECS", "FieldSpec", "text_of"]
+__all__ = ["FIRST_KIND", "KINDS", "MASKED", "SPECS", "FieldSpec", "text_of"]
+
+MASKED = "••••••"
+"""What a header's value shows as in the form; saved as it is, it keeps the stored value."""
 
 KINDS: dict[str, type[msgspec.Struct]] = {
     str(cls.__struct_config__.tag): cls for cls in get_args(ProviderConfig)
@@ -31,7 +34,10 @@ LABELS: dict[str, tuple[str, str]] = {
         "It continues a final assistant message (stream fallback mode prefill).",
     ),
     "stream_usage": ("Ask for usage in the stream", "stream_options.include_usage"),
-    "headers": ("Extra headers", "One key=value a line, sent with every request."),
+    "headers": (
+        "Extra headers",
+        f"One key=value a line, sent with every request; a value shown as {MASKED} is kept.",
+    ),
     "anthropic_version": ("anthropic-version header", ""),
     "default_max_tokens": ("Default max_tokens", "Sent when a request names none."),
     "no_prefill_models": ("Models without prefill", "Model name prefixes, one a line."),
@@ -149,8 +155,8 @@ def text_of(spec: FieldSpec, value: Any) -> str:
         return "true" if value else ""
     if value is None:
         return ""
-    if spec.widget == "pairs":
-        return "\n".join(f"{k}={v}" for k, v in value.items())
+    if spec.widget == "pairs":  # header values may be secrets: never shown, kept as they are
+        return "\n".join(f"{k}={MASKED}" for k in value)
     if spec.widget == "lines":
         return "\n".join(str(v) for v in value)
     if spec.widget == "json":

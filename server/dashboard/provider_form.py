@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import msgspec
@@ -32,7 +32,7 @@ from server.dashboard.forms import (
     parse_revision,
     validation_message,
 )
-from server.dashboard.provider_fields import FIRST_KIND, KINDS, SPECS, FieldSpec, text_of
+from server.dashboard.provider_fields import FIRST_KIND, KINDS, MASKED, SPECS, FieldSpec, text_of
 from server.store.models import NAME_LENGTH
 from server.store.schemas import canonical
 
@@ -84,6 +84,8 @@ class ProviderForm(Form):
 
     kind: str
     values: dict[str, str]
+    kept: dict[str, str] = field(default_factory=dict)
+    """The stored header values (editing), which a masked value keeps."""
 
     @property
     def title(self) -> str:
@@ -163,10 +165,16 @@ class ProviderForm(Form):
             if not line.strip():
                 continue
             key, eq, value = line.partition("=")
-            if not eq or not key.strip():
+            key, value = key.strip(), value.strip()
+            if not eq or not key:
                 self.errors.setdefault(name, f"line {n}: expected key=value, not {line.strip()!r}")
                 return None
-            pairs[key.strip()] = value.strip()
+            if value == MASKED:  # the stored value, never sent to the browser
+                if key not in self.kept:
+                    self.errors.setdefault(name, f"line {n}: type the value of {key}")
+                    return None
+                value = self.kept[key]
+            pairs[key] = value
         return pairs
 
     def check(self, config: GatewayConfig) -> Any:
@@ -174,6 +182,9 @@ class ProviderForm(Form):
         the provider's config when all is well, else None (see ``errors``)."""
         if self.creating:
             self._check_name(config)
+        else:
+            stored = config.providers.get(self.name)
+            self.kept = dict(getattr(stored, "headers", None) or {})
         data = self.data()
         for key, value in data.items():
             if key != "kind" and key not in self.errors:

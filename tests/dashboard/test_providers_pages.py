@@ -71,7 +71,7 @@ async def test_the_list_shows_kind_options_key_status_and_routes(serve: Serve) -
         assert SECRET not in edit.text
         assert _value(edit.text, "api_key_env") == "X_KEY"
         assert 'id="key-status">set</span>' in edit.text
-        assert ">X-Org=acme</textarea>" in edit.text
+        assert ">X-Org=••••••</textarea>" in edit.text and "acme" not in edit.text
     finally:
         await web.aclose()
 
@@ -241,3 +241,43 @@ async def test_prices_are_edited_in_the_provider_form_and_validated(dashboard: D
     assert saved.status_code == 200, saved.text
     stored = (await dashboard.gateway.admin.get("/providers/old")).json()
     assert stored["prices"] == {"a": {"input_per_mtok": 1.5, "output_per_mtok": 2.0}}
+
+
+async def test_a_masked_header_value_is_kept_on_save_and_a_new_one_must_be_typed(
+    dashboard: Dashboard,
+) -> None:
+    base = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "X_KEY"}
+    created = await dashboard.post(
+        "/admin/providers/new",
+        data={
+            **base,
+            "name": "hdr",
+            "headers": "X-Org=acme",
+            "expected_revision": await _expected(dashboard),
+        },
+    )
+    assert created.status_code == 200, created.text
+    edit = "/admin/providers/hdr/edit"
+    page = await dashboard.get(edit)
+    assert "acme" not in page.text
+    saved = await dashboard.post(
+        edit,
+        data={
+            **base,
+            "headers": "X-Org=••••••\nX-Team=search",
+            "expected_revision": await _expected(dashboard, edit),
+        },
+    )
+    assert saved.status_code == 200, saved.text
+    stored = (await dashboard.gateway.admin.get("/providers/hdr")).json()
+    assert stored["headers"] == {"X-Org": "acme", "X-Team": "search"}
+    refused = await dashboard.post(
+        edit,
+        data={
+            **base,
+            "headers": "X-New=••••••",
+            "expected_revision": await _expected(dashboard, edit),
+        },
+    )
+    assert refused.status_code == 422
+    assert _error(refused.text, "headers") == "line 1: type the value of X-New"
