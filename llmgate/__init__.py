@@ -68,7 +68,13 @@ async def acompletion(
     model: str | list[str], messages: list[dict[str, Any]], *, stream: bool = False, **options: Any
 ) -> CompletionResponse | AsyncIterator[StreamChunk]:
     """The async `completion`: ``await`` it; with ``stream=True`` iterate the result."""
-    return await LLMGate().acompletion(model, messages, stream=stream, **options)
+    gate = LLMGate()
+    if stream:  # the gate's connections close when the stream ends
+        chunks = await gate.acompletion(model, messages, stream=True, **options)
+        assert not isinstance(chunks, CompletionResponse)
+        return _aclosing(gate, chunks)
+    async with gate:
+        return await gate.acompletion(model, messages, **options)
 
 
 def embed(
@@ -89,7 +95,8 @@ async def aembed(
     **options: Any,
 ) -> EmbeddingResponse:
     """The async `embed`."""
-    return await LLMGate().aembed(model, input, **options)
+    async with LLMGate() as gate:
+        return await gate.aembed(model, input, **options)
 
 
 def batch(
@@ -114,7 +121,18 @@ async def abatch(
     **options: Any,
 ) -> list[CompletionResponse | LLMGateError]:
     """The async `batch`."""
-    return await LLMGate().abatch(model, requests, concurrency=concurrency, **options)
+    async with LLMGate() as gate:
+        return await gate.abatch(model, requests, concurrency=concurrency, **options)
+
+
+async def _aclosing(
+    gate: LLMGate, chunks: AsyncIterator[StreamChunk]
+) -> AsyncIterator[StreamChunk]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await gate.aclose()
 
 
 def _closing(gate: LLMGate, chunks: Iterator[StreamChunk]) -> Iterator[StreamChunk]:

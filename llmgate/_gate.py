@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import random
 import time
 import typing
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,12 @@ class LLMGate:
         self._middleware = list(middleware or [])
         self._engine = Engine(clock=time.monotonic, rng=random.random)
         self._loop: LoopThread | None = None
+        # One HTTP client per event loop the gate is used from (a client belongs to its
+        # loop): its connections are kept alive across calls.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Upstream] = (
+            weakref.WeakKeyDictionary()
+        )
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     # --- public API ---------------------------------------------------------------
 
@@ -176,11 +184,10 @@ class LLMGate:
             raise RequestError("dimensions must be a positive integer", param="dimensions")
         request = EmbedRequest(embed_inputs(input), dimensions, user)
         plan = self._plan(call)
-        async with make_client() as client:
-            table = self._table(plan, client)
-            request_id = "lib-" + os.urandom(8).hex()
-            events = self._engine.embed(table, plan.route, request, request_id=request_id)
-            outcome = fold([batch async for batch in events])
+        table = self._table(plan, self._client())
+        request_id = "lib-" + os.urandom(8).hex()
+        events = self._engine.embed(table, plan.route, request, request_id=request_id)
+        outcome = fold([batch async for batch in events])
         if isinstance(outcome, Failed):
             raise _error(outcome, plan.policy)
         done = outcome.done
@@ -251,10 +258,34 @@ class LLMGate:
         return self._loop_thread().run(call)
 
     def close(self) -> None:
-        """Stop the private event loop that synchronous calls use, if one was started."""
+        """Close the HTTP connections of synchronous calls and stop their private event
+        loop (async calls' connections: `aclose`). A gate not closed is closed at exit."""
         if self._loop is not None:
+            client = self._clients.pop(self._loop.loop, None)
+            if client is not None:
+                self._loop.run(client.aclose())
             self._loop.close()
             self._loop = None
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections the gate keeps for the running event loop."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> LLMGate:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _client(self) -> Upstream:
+        """The running loop's HTTP client, kept across calls."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = make_client()
+        return client
 
     def __enter__(self) -> LLMGate:
         return self
@@ -380,16 +411,15 @@ class LLMGate:
         params = {**self._params, **call.params}
         if call.response_format is not None:
             params["response_format"] = _structured.wire_format(call.response_format)
-        async with make_client() as client:
-            table = self._table(plan, client)
-            request = ProviderRequest(call.messages, params)
-            request_id = "lib-" + os.urandom(8).hex()
-            # `StreamChunk.reset` tells library users to discard what they showed.
-            events = self._engine.stream(
-                table, plan.route, request, request_id=request_id, accept_reset=True
-            )
-            async for batch in events:
-                yield batch
+        table = self._table(plan, self._client())
+        request = ProviderRequest(call.messages, params)
+        request_id = "lib-" + os.urandom(8).hex()
+        # `StreamChunk.reset` tells library users to discard what they showed.
+        events = self._engine.stream(
+            table, plan.route, request, request_id=request_id, accept_reset=True
+        )
+        async for batch in events:
+            yield batch
 
     @staticmethod
     def _table(plan: _Plan, client: Upstream) -> RoutingTable:
@@ -471,6 +501,12 @@ class LLMGate:
         if call.response_format is not None and not outcome.refusal:
             response.parsed = _structured.parse(call.response_format, outcome.text)
         return response
+
+
+def _close_at_exit(gate: weakref.ref[LLMGate]) -> None:
+    alive = gate()
+    if alive is not None:
+        alive.close()
 
 
 def _error(failed: Failed, policy: RoutePolicy) -> LLMGateError:

@@ -484,8 +484,8 @@ async def test_abatch_keeps_at_most_concurrency_requests_in_flight(
 ) -> None:
     upstream.script("slow", Stream(["a", "b", "c"], delay_s=0.02))
     providers = {"p": {"kind": "openai", "base_url": upstream.base_url}}
-    gate = LLMGate(providers=providers, **FAST)
-    results = await gate.abatch("p/slow", [MESSAGES] * 6, concurrency=2)
+    async with LLMGate(providers=providers, **FAST) as gate:
+        results = await gate.abatch("p/slow", [MESSAGES] * 6, concurrency=2)
     assert [r.text for r in results] == ["abc"] * 6  # type: ignore[union-attr]
     assert upstream.max_concurrent("slow") == 2
 
@@ -493,3 +493,31 @@ async def test_abatch_keeps_at_most_concurrency_requests_in_flight(
 def test_batch_refuses_a_concurrency_below_one(gate: LLMGate) -> None:
     with pytest.raises(RequestError, match="concurrency"):
         gate.batch("p/m", [MESSAGES], concurrency=0)
+
+
+# --- connections ----------------------------------------------------------------------
+
+
+def test_a_gate_keeps_its_connections_across_calls(upstream: FakeUpstream) -> None:
+    upstream.script("keep", Stream(["again"]))
+    providers = {"p": {"kind": "openai", "base_url": upstream.base_url}}
+    with LLMGate(providers=providers, **FAST) as gate:
+        for _ in range(3):
+            assert gate.completion("p/keep", MESSAGES).text == "again"  # type: ignore[union-attr]
+            assert shown(list(gate.stream("p/keep", MESSAGES))) == "again"
+    assert upstream.connections == 1  # six calls, one kept-alive connection
+
+
+async def test_an_async_gate_keeps_its_connections_until_it_is_closed(
+    upstream: FakeUpstream,
+) -> None:
+    upstream.script("keep", Stream(["again"]))
+    providers = {"p": {"kind": "openai", "base_url": upstream.base_url}}
+    async with LLMGate(providers=providers, **FAST) as gate:
+        for _ in range(3):
+            response = await gate.acompletion("p/keep", MESSAGES)
+            assert response.text == "again"  # type: ignore[union-attr]
+    assert upstream.connections == 1
+    async with LLMGate(providers=providers, **FAST) as gate:  # a new gate: a new client
+        await gate.acompletion("p/keep", MESSAGES)
+    assert upstream.connections == 2
