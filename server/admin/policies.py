@@ -53,7 +53,8 @@ class Write(msgspec.Struct, frozen=True):
 
 def _write(request: Req) -> Write:
     """``?dry_run``, the expected revision (``If-Match`` or ``?expected_revision``) and
-    the actor recorded with the revision (``admin``, or ``admin:<X-LLMGate-Actor>``)."""
+    the actor recorded with the revision: the admin key (the only identity the admin API
+    knows), and what an ``X-LLMGate-Actor`` header claims, as a claim."""
     query, headers = request.query_params, request.headers
     expected = _number(query.get("expected_revision"), "expected_revision")
     if_match = headers.get("if-match")
@@ -63,7 +64,7 @@ def _write(request: Req) -> Write:
             raise RequestError("If-Match and expected_revision disagree", param="If-Match")
         expected = from_header
     actor = (headers.get("x-llmgate-actor") or "").strip()
-    who = f"admin:{actor}" if actor else "admin"
+    who = f"admin key (claims {actor})" if actor else "admin key"
     return Write(who[:NAME_LENGTH], expected, _flag(query.get("dry_run"), "dry_run"))
 
 

@@ -97,14 +97,15 @@ class DashboardAuth:
     def enabled(self) -> bool:
         return self.key is not None or self.password is not None or self.first_run
 
-    def check(self, secret: str) -> bool:
-        """Whether ``secret`` is the admin key or the admin password (constant time)."""
+    def check(self, secret: str) -> str | None:
+        """Which secret ``secret`` is, ``admin key`` or ``admin password``, or None
+        (constant time)."""
         given = secret.strip().encode()
-        ok = False
-        for known in (self.key, self.password):
+        found = None
+        for name, known in (("admin key", self.key), ("admin password", self.password)):
             if known is not None and hmac.compare_digest(given, known.encode()):
-                ok = True
-        return ok
+                found = name
+        return found
 
     def session_config(self) -> CookieBackendConfig:
         return CookieBackendConfig(

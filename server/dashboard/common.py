@@ -79,6 +79,13 @@ class View:
     def htmx(self) -> bool:
         return is_htmx(self.request)
 
+    @property
+    def actor(self) -> str:
+        """Who a write is recorded as: the dashboard, and how its user signed in."""
+        session = self.request.scope.get("session")
+        by = session.get("by") if isinstance(session, dict) else None
+        return f"dashboard ({by})" if isinstance(by, str) and by else "dashboard"
+
     def url(self, handler: str, /, **path_params: Any) -> str:
         """The path of the handler named ``handler``, its string parameters quoted (a
         route's name may hold any character but ``/``). No path parameter is called

@@ -22,7 +22,6 @@ from router.errors import ConfigError
 from server.errors import ConflictError
 
 __all__ = [
-    "ACTOR",
     "READ_ONLY",
     "STORE_DOWN",
     "Form",
@@ -40,8 +39,6 @@ __all__ = [
 
 log = logging.getLogger("llmgate.dashboard")
 
-ACTOR = "dashboard"
-"""Recorded as the actor of every revision written from the dashboard."""
 STORE_DOWN: tuple[type[Exception], ...] = (SQLAlchemyError, OSError)
 
 READ_ONLY = (

@@ -98,7 +98,8 @@ async def login(
     target = _safe_next(request, str(form.get("next") or ""))
     client, now = request.client.host if request.client else "", time.monotonic()
     wait = auth.throttled(client, now)
-    if wait or (auth.key is None and auth.password is None) or not auth.check(secret):
+    which = auth.check(secret)
+    if wait or (auth.key is None and auth.password is None) or which is None:
         status, headers = 401, {}
         if wait:
             error = f"Too many failed sign-ins: try again in {math.ceil(wait)} s."
@@ -113,7 +114,7 @@ async def login(
         refused = _login_page(auth, assets_ok, target, error)
         refused.status_code, refused.headers = status, headers
         return refused
-    _sign_in(request, auth, "secret")
+    _sign_in(request, auth, which)
     return Redirect(target, status_code=303)
 
 

@@ -21,7 +21,7 @@ from litestar.response import Template
 from providers.config import GatewayConfig
 from router.errors import ConfigError
 from server.dashboard.common import View, fragment, with_status
-from server.dashboard.forms import ACTOR, READ_ONLY, show_value
+from server.dashboard.forms import READ_ONLY, show_value
 from server.dashboard.provider_fields import FIRST_KIND, KINDS
 from server.dashboard.provider_form import KeyStatus, ProviderForm, key_status
 from server.dashboard.writes import (
@@ -149,7 +149,7 @@ async def _save(view: View, name: str | None) -> Response[Any]:
             form.build_error(exc)
             return None
         return await store.put_provider(
-            form.name, provider, actor=ACTOR, expected_revision=form.expected_revision
+            form.name, provider, actor=view.actor, expected_revision=form.expected_revision
         )
 
     return await save(view, "providers", form, put, _form_page)
@@ -217,7 +217,7 @@ async def delete_provider(view: NamedDependency[View], provider: FromPath[str]) 
     return await write(
         view,
         "providers",
-        lambda store: store.delete_provider(provider, actor=ACTOR, expected_revision=expected),
+        lambda store: store.delete_provider(provider, actor=view.actor, expected_revision=expected),
         done=("deleted", provider),
         missing=f"There is no provider named {provider!r} any more.",
         located=False,  # the store's message names the route that uses it

@@ -16,7 +16,7 @@ from litestar.response import Template
 from providers.config import GatewayConfig
 from router.errors import ConfigError
 from server.dashboard.common import View
-from server.dashboard.forms import ACTOR, READ_ONLY, flatten, parse_revision
+from server.dashboard.forms import READ_ONLY, flatten, parse_revision
 from server.dashboard.writes import UNAVAILABLE, done_notice, expected_revision, notice, write
 from server.errors import NotFound
 from server.store import PolicyStore
@@ -155,7 +155,7 @@ async def rollback(view: NamedDependency[View], revision: FromPath[int]) -> Resp
     return await write(
         view,
         "revisions",
-        lambda store: store.rollback(revision, actor=ACTOR, expected_revision=expected),
+        lambda store: store.rollback(revision, actor=view.actor, expected_revision=expected),
         done=("rolled_back", str(revision)),
         missing=f"There is no revision {revision}.",
         invalid=f"Revision {revision} cannot be restored",

@@ -25,7 +25,7 @@ from litestar.response import Template
 
 from router.policy import RoutePolicy
 from server.dashboard.common import View, fragment, with_status
-from server.dashboard.forms import ACTOR, READ_ONLY
+from server.dashboard.forms import READ_ONLY
 from server.dashboard.route_form import (
     AFFINITIES,
     DEFAULTS,
@@ -94,7 +94,7 @@ async def _save(view: View, name: str | None) -> Response[Any]:
             return None
         policy = form.policy()
         return await store.put_route(
-            form.name, policy, actor=ACTOR, expected_revision=form.expected_revision
+            form.name, policy, actor=view.actor, expected_revision=form.expected_revision
         )
 
     return await save(view, "routes", form, put, _form_page)
@@ -166,7 +166,7 @@ async def delete_route(view: NamedDependency[View], route: FromPath[str]) -> Res
     return await write(
         view,
         "routes",
-        lambda store: store.delete_route(route, actor=ACTOR, expected_revision=expected),
+        lambda store: store.delete_route(route, actor=view.actor, expected_revision=expected),
         done=("deleted", route),
         missing=f"There is no route named {route!r} any more.",
     )

@@ -211,8 +211,8 @@ async def test_revisions_say_who_changed_what_and_a_rollback_is_served_at_once(
     await gw.admin.delete("/providers/old")  # refused: still used? no: chat moved off it
     revisions = (await gw.admin.get("/revisions")).json()["revisions"]
     assert [(r["id"], r["actor"], r["summary"]) for r in revisions] == [
-        (3, "admin", "delete provider old: -provider old"),
-        (2, "admin:alice", "put route chat: ~route chat"),
+        (3, "admin key", "delete provider old: -provider old"),
+        (2, "admin key (claims alice)", "put route chat: ~route chat"),  # a claim, not proof
         (1, "seed", "seed: +provider new, +provider old, +route chat"),
     ]
     assert all(r["created_at"].endswith("Z") for r in revisions)

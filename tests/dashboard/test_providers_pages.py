@@ -130,7 +130,7 @@ async def test_an_invalid_field_is_shown_inline_and_fixing_it_saves(dashboard: D
     assert stored["tokens"] == 5 and stored["fail_status"] == 503 and stored["fail_times"] == 2
     assert stored["stall_after"] is None and stored["text"] == "fixed"
     revisions = (await dashboard.gateway.admin.get("/revisions")).json()["revisions"]
-    assert revisions[0]["actor"] == "dashboard"
+    assert revisions[0]["actor"] == "dashboard (admin key)"  # who signed in, and how
     page = await dashboard.get(saved.headers["hx-redirect"])
     assert "Provider &#39;flaky&#39; saved: revision 2 is served." in page.text
 

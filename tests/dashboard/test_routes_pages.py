@@ -245,7 +245,7 @@ async def test_fixing_the_form_saves_a_revision_the_gateway_serves(dashboard: Da
     }
     assert stored["fallback_on"] == ["timeout", "upstream_unavailable"]
     revisions = (await dashboard.gateway.admin.get("/revisions")).json()["revisions"]
-    assert revisions[0]["actor"] == "dashboard"
+    assert revisions[0]["actor"] == "dashboard (admin key)"
     page = await dashboard.get(saved.headers["hx-redirect"])
     assert "Route &#39;fresh&#39; saved: revision 2 is served." in page.text
     assert 'id="route-fresh"' in page.text
