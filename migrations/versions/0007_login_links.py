@@ -1,4 +1,4 @@
-"""One-time dashboard sign-in links.
+"""One-time dashboard sign-in links, and the dashboard sessions signed out.
 
 Revision ID: 0007
 Revises: 0006
@@ -27,7 +27,14 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("token_hash", name="pk_login_links"),
     )
+    op.create_table(
+        "signed_out",
+        sa.Column("sid", sa.String(64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("sid", name="pk_signed_out"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("signed_out")
     op.drop_table("login_links")

@@ -31,6 +31,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from server.core.admission import Admission
 from server.core.gateway import Gateway
+from server.store.login_links import is_signed_out
 
 __all__ = [
     "FIRST_RUN_ENV",
@@ -63,6 +64,8 @@ class DashboardAuth:
         self.session_seconds = max(60, round(settings.dashboard_session_hours * 3600))
         self.secure_cookies = settings.dashboard_secure_cookies
         self._failures: dict[str, list[float]] = {}
+        self.signed_out: set[str] = set()
+        """Sessions this process saw signed out (the database has every process's)."""
         self.use_seed(os.urandom(32))
 
     def use_seed(self, seed: bytes) -> None:
@@ -168,15 +171,31 @@ class _Keyed:
         await self._built[1](scope, receive, send)
 
 
-def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The session id of a signed-in session not yet expired, else None (whether it was
+    signed out is `session_guard`'s to ask)."""
     session = connection.scope.get("session")
     if not isinstance(session, dict):
-        return False
-    until = session.get("until")
-    return isinstance(until, int | float) and until > time.time()
+        return None
+    until, sid = session.get("until"), session.get("sid")
+    if isinstance(until, int | float) and until > time.time() and isinstance(sid, str):
+        return sid
+    return None
 
 
-def session_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard of every dashboard page except sign-in; see `server.dashboard.not_signed_in`."""
-    if not signed_in(connection):
+async def session_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guard of every dashboard page except sign-in; see `server.dashboard.not_signed_in`.
+    A session signed out is refused although its cookie is still valid: a copy of the
+    cookie stops working too, in every process sharing the database."""
+    sid = signed_in(connection)
+    if sid is None:
         raise NotAuthorizedException("sign in to use the dashboard")
+    auth: DashboardAuth = connection.app.state.dashboard_auth
+    if sid in auth.signed_out:
+        raise NotAuthorizedException("this session was signed out")
+    reloader = connection.app.state.reloader
+    if reloader is not None and await is_signed_out(reloader.store.engine, sid):
+        auth.signed_out.add(sid)
+        raise NotAuthorizedException("this session was signed out")

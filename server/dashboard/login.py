@@ -9,7 +9,9 @@ cookie that expires after ``dashboard_session_hours``.
 from __future__ import annotations
 
 import math
+import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -22,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.dashboard.auth import DashboardAuth, session_guard
 from server.dashboard.common import Req, is_htmx
-from server.store.login_links import redeem_link
+from server.store.login_links import redeem_link, sign_out
 
 __all__ = ["HANDLERS", "not_signed_in"]
 
@@ -85,7 +87,9 @@ async def login_page(
 
 
 def _sign_in(request: Req, auth: DashboardAuth, by: str) -> None:
-    request.set_session({"until": time.time() + auth.session_seconds, "at": time.time(), "by": by})
+    now = time.time()
+    sid = secrets.token_hex(16)
+    request.set_session({"until": now + auth.session_seconds, "at": now, "by": by, "sid": sid})
 
 
 @post("/login", name="login.submit", status_code=303)
@@ -119,7 +123,18 @@ async def login(
 
 
 @post("/logout", name="logout", status_code=303, guards=[session_guard])
-async def logout(request: Req) -> Redirect:
+async def logout(
+    request: Req,
+    dashboard_auth: NamedDependency[DashboardAuth],
+    database: NamedDependency[AsyncEngine | None],
+) -> Redirect:
+    """Sign out: this session is refused from now on, wherever its cookie is sent."""
+    session = request.session
+    sid, until = session.get("sid"), session.get("until")
+    if isinstance(sid, str):
+        dashboard_auth.signed_out.add(sid)
+        if database is not None and isinstance(until, int | float):
+            await sign_out(database, sid, datetime.fromtimestamp(until, UTC))
     request.clear_session()
     return Redirect(request.app.route_reverse("login"), status_code=303)
 

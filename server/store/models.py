@@ -37,6 +37,7 @@ __all__ = [
     "RequestLog",
     "RevisionRow",
     "RouteRow",
+    "SignedOut",
     "StoredResponse",
 ]
 
@@ -220,3 +221,13 @@ class LoginLink(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class SignedOut(Base):
+    """A dashboard session signed out before its cookie expires: refused from then on,
+    by every process (`server.store.login_links.sign_out`)."""
+
+    __tablename__ = "signed_out"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime]

@@ -238,3 +238,17 @@ def test_serve_prints_a_link_only_on_loopback_without_an_admin_secret() -> None:
     assert not first_run_link("0.0.0.0", settings, {})  # any other host: credentials only
     assert not first_run_link("127.0.0.1", settings, {"LLMGATE_ADMIN_KEY": "sk-admin"})
     assert not first_run_link("127.0.0.1", settings, {"LLMGATE_ADMIN_PASSWORD": "secret"})
+
+
+async def test_signing_out_stops_a_copy_of_the_cookie_in_every_process(serve: Serve) -> None:
+    first, second = await serve(), await serve()  # two processes, one database
+    web = await sign_in(first.base)
+    copied = {"llmgate_session": web.cookies["llmgate_session"]}
+    async with httpx.AsyncClient(base_url=second.base, cookies=copied, timeout=10) as thief:
+        assert (await thief.get("/admin")).status_code == 200  # the session is valid there
+        out = await web.post("/admin/logout", headers={"x-csrftoken": web.cookies["llmgate_csrf"]})
+        assert out.status_code == 303
+        assert (await thief.get("/admin")).status_code == 303  # refused: it was signed out
+    async with httpx.AsyncClient(base_url=first.base, cookies=copied, timeout=10) as again:
+        assert (await again.get("/admin")).status_code == 303
+    await web.aclose()

@@ -24,6 +24,7 @@ TABLES = {
     "budget_counters",
     "responses",
     "login_links",
+    "signed_out",
 }
 
 
