@@ -66,6 +66,10 @@ class ServerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     database's: the safety net under LISTEN/NOTIFY, and the only signal on SQLite."""
     request_log_retention_days: Annotated[float, Meta(gt=0)] | None = 30.0
     """Request-log rows older than this are pruned (unset: kept forever)."""
+    request_log_max_mb: Annotated[float, Meta(gt=0)] | None = 1024.0
+    """The request log's size at most (its rows' records and transcripts, as written):
+    past it the oldest rows are deleted, so a busy gateway cannot fill its disk (unset:
+    no size limit, only ``request_log_retention_days``)."""
     request_log_flush_s: Annotated[float, Meta(gt=0, le=3600)] = 1.0
     """Longest a finished request's row waits in the queue before it is written (a full
     batch of 500 is written at once)."""

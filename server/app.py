@@ -130,6 +130,7 @@ def create_app(
                     reloader.store.engine,
                     max_queue=settings.request_log_queue,
                     retention_days=settings.request_log_retention_days,
+                    max_mb=settings.request_log_max_mb,
                     keep_text=settings.request_log_text,
                     flush_interval_s=settings.request_log_flush_s,
                     prices=lambda: gateway.prices,

@@ -1,4 +1,5 @@
-"""One-time dashboard sign-in links, and the dashboard sessions signed out.
+"""One-time dashboard sign-in links, the dashboard sessions signed out, and each
+request log row's size (for ``request_log_max_mb``).
 
 Revision ID: 0007
 Revises: 0006
@@ -33,8 +34,12 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("sid", name="pk_signed_out"),
     )
+    with op.batch_alter_table("request_log") as batch:
+        batch.add_column(sa.Column("size_bytes", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("request_log") as batch:
+        batch.drop_column("size_bytes")
     op.drop_table("signed_out")
     op.drop_table("login_links")

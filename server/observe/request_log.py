@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from providers.pricing import PriceBook
@@ -63,7 +63,9 @@ class RequestLogWriter(BatchWriter[_Ended]):
         retention_days: float | None = None,
         prune_interval_s: float = 3600.0,
         keep_text: bool = True,
+        max_mb: float | None = None,
         max_in_flight: int = 10_000,
+        trim_every: int = 1000,
         prices: Callable[[], PriceBook] | None = None,
         now: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -78,10 +80,12 @@ class RequestLogWriter(BatchWriter[_Ended]):
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
             prune_interval_s=prune_interval_s,
+            trim_every=trim_every,
             now=now,
             sleep=sleep,
         )
         self.retention_days = retention_days
+        self.max_mb = max_mb
         self.keep_text = keep_text
         self._prices = prices
         self.max_in_flight = max_in_flight
@@ -116,6 +120,23 @@ class RequestLogWriter(BatchWriter[_Ended]):
         if self.retention_days is None:
             return None
         return RequestLog.created_at < now - timedelta(days=self.retention_days)
+
+    async def trim(self) -> int:
+        """With ``max_mb``, delete the oldest rows past it (by each row's ``size_bytes``)."""
+        if self.max_mb is None:
+            return 0
+        cap = int(self.max_mb * 1024 * 1024)
+        size = func.coalesce(RequestLog.size_bytes, 0)
+        async with self.engine.connect() as conn:
+            total = (await conn.execute(select(func.coalesce(func.sum(size), 0)))).scalar_one()
+        if total <= cap:
+            return 0
+        newest_first = (RequestLog.created_at.desc(), RequestLog.id.desc())
+        kept = select(RequestLog.id, func.sum(size).over(order_by=newest_first).label("kept"))
+        over = kept.subquery()
+        return await self.delete_where(
+            RequestLog.id.in_(select(over.c.id).where(over.c.kept > cap))
+        )
 
     async def prune(self, retention_days: float) -> int:
         """Delete rows created more than ``retention_days`` ago; returns how many."""
@@ -156,7 +177,15 @@ def row_of(
         "record": msgspec.to_builtins(record),
         "transcript": transcript,
         "api_key_id": record.client,
+        "size_bytes": _ROW_BYTES
+        + len(_encode(record))
+        + (len(_encode(transcript)) if transcript else 0),
     }
+
+
+_encode = msgspec.json.Encoder().encode
+_ROW_BYTES = 256
+"""A row's columns besides its record and transcript, and the indexes' share, about."""
 
 
 def _latency_ms(record: RequestRecord) -> float:

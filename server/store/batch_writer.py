@@ -67,6 +67,7 @@ class BatchWriter(Generic[T]):
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         prune_interval_s: float = 3600.0,
+        trim_every: int = 1000,
         now: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -78,6 +79,8 @@ class BatchWriter(Generic[T]):
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.prune_interval_s = prune_interval_s
+        self.trim_every = trim_every
+        self._trimmed_at = 0
         self._now = now
         self._sleep = sleep
         self._queue: asyncio.Queue[T] = asyncio.Queue(max_queue)
@@ -107,6 +110,11 @@ class BatchWriter(Generic[T]):
 
     def settled(self, items: list[T]) -> None:
         """``items`` were written, or dropped: they are no longer waiting."""
+
+    async def trim(self) -> int:
+        """Delete rows past a size limit, if the table has one; how many. Called after
+        every ``trim_every`` rows written, and with each pruning."""
+        return 0
 
     # --- the interface ----------------------------------------------------------------
 
@@ -212,6 +220,18 @@ class BatchWriter(Generic[T]):
             self._in_flight = 0
             self.settled(items)
             await self._settle(len(items))
+            if self.written - self._trimmed_at >= self.trim_every:
+                self._trimmed_at = self.written
+                await self._trim()
+
+    async def _trim(self) -> None:
+        try:
+            deleted = await self.trim()
+        except Exception as exc:
+            log.warning("%s: trimming failed, will try again: %s", self.name, describe_error(exc))
+        else:
+            if deleted:
+                log.info("%s: deleted the %d oldest rows (size limit)", self.name, deleted)
 
     async def _batch_ready(self) -> bool:
         """Wait until a batch should be written; False once closing with nothing left."""
@@ -303,6 +323,7 @@ class BatchWriter(Generic[T]):
             else:
                 if deleted:
                     log.info("%s: pruned %d rows", self.name, deleted)
+            await self._trim()
             await self._sleep(self.prune_interval_s)
 
 

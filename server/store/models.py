@@ -142,6 +142,9 @@ class RequestLog(Base):
     """The virtual API key that asked (None: the master key, or no key)."""
     transcript: Mapped[list[Any] | None] = mapped_column(JSON)
     """What the client was shown, with each switch in place (`server.observe.transcript`)."""
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    """About how much the row takes: its record and transcript as JSON, and the rest
+    (``request_log_max_mb``); None for rows written before it was kept."""
 
 
 class ApiKeyRow(Base):

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from router.engine import Engine
 from router.errors import AuthenticationFailed
 from router.events import Done, Failed, RequestRecord, Usage
-from server.observe import RequestLogWriter
+from server.observe import RequestLogWriter, row_of
 from server.store.models import RequestLog
 from tests.observe._support import GatedSleep, WallClock, routes, serve
 from tests.observe.conftest import Database
@@ -326,3 +326,24 @@ async def test_prunes_at_start_and_then_every_interval(router: Engine, engine: A
 
         assert sorted(await rows(engine)) == ["new"]
     assert sleep.delays == [3600, 3600]
+
+
+async def test_past_its_size_limit_the_oldest_rows_are_deleted(
+    router: Engine, engine: AsyncEngine
+) -> None:
+    clock = WallClock()
+    ids = [f"req-{i:02d}" for i in range(20)]
+    finals = await finished(router, *ids)
+    one_row = row_of(finals[0], clock.now)["size_bytes"]
+    limit_mb = 5.5 * one_row / (1024 * 1024)  # room for five rows and a half
+    async with RequestLogWriter(engine, max_mb=limit_mb, trim_every=8, now=clock) as writer:
+        for i, final in enumerate(finals):
+            clock.now = clock.now + timedelta(seconds=1)  # oldest first
+            feed(writer, [final])
+            if i % 4 == 3:
+                await writer.flush()
+        await writer.flush()
+        assert await writer.trim() >= 0  # whatever the last writes left over the limit
+    left = await rows(engine)
+    assert sorted(left) == ids[-5:]  # the newest five: a sixth would pass the limit
+    assert sum(row.size_bytes for row in left.values()) <= limit_mb * 1024 * 1024
