@@ -8,8 +8,9 @@ extension (``sse-connect``). Its events carry rendered ``<tr>``s:
   (``hx-swap-oob``);
 - ``resync``: the page fell behind; it reloads the table.
 
-When it connects, a page first gets every running request (each as ``row``), so every
-later ``update`` finds its row.
+When it connects, a page first gets a ``: connected`` comment, once it is subscribed
+(every request that starts from then on reaches it), then every running request (each
+as ``row``), so every later ``update`` finds its row.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ async def _events(
     ``finally`` unsubscribes: a connection that drops before then leaves nothing."""
     sub = feed.subscribe(row_filter)
     try:
+        yield ServerSentEventMessage(comment="connected")
         for first in feed.first_rows(sub):
             yield render(first, "row")
         while True:

@@ -14,12 +14,24 @@ from tests.dashboard.conftest import Dashboard
 from tests.dashboard.test_requests_pages import request_id
 
 
-async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """``(event, data)`` of each server-sent event (keep-alive comments skipped)."""
+async def subscribed(response: httpx.Response) -> AsyncIterator[str]:
+    """The feed's lines from when it says it is subscribed: every request started after
+    this reaches it."""
+    lines = response.aiter_lines()
+    async with asyncio.timeout(5):
+        async for line in lines:
+            if line.startswith(": connected"):
+                return lines
+    raise AssertionError("the feed ended before it was subscribed")
+
+
+async def events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+    """``(event, data)`` of each server-sent event; comments (``: connected``,
+    ``: keep-alive``), which litestar sends with an empty data line, are skipped."""
     name, data = "message", []
-    async for line in response.aiter_lines():
+    async for line in lines:
         if not line:
-            if data:
+            if any(data):
                 yield name, "\n".join(data)
             name, data = "message", []
         elif line.startswith("event:"):
@@ -28,11 +40,11 @@ async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
             data.append(line[5:].removeprefix(" "))
 
 
-async def until_ended(response: httpx.Response, rid: str) -> list[tuple[str, str]]:
+async def until_ended(lines: AsyncIterator[str], rid: str) -> list[tuple[str, str]]:
     """Events up to the one that shows ``rid`` ended, within a short deadline."""
     seen = []
     async with asyncio.timeout(5):
-        async for name, data in events(response):
+        async for name, data in events(lines):
             seen.append((name, data))
             if f'id="req-{rid}"' in data and 'data-status="running"' not in data:
                 return seen
@@ -59,8 +71,9 @@ async def test_a_request_arrives_as_a_row_then_updates_in_place(dashboard: Dashb
     async with dashboard.web.stream("GET", "/admin/live/requests", headers=headers) as feed:
         assert feed.status_code == 200
         assert feed.headers["content-type"].startswith("text/event-stream")
+        lines = await subscribed(feed)
         rid = await request_id(dashboard.gateway, "chat")
-        seen = await until_ended(feed, rid)
+        seen = await until_ended(lines, rid)
     mine = [(name, data) for name, data in seen if f'id="req-{rid}"' in data]
     first, *_, last = mine
     assert first[0] == "row" and 'data-status="running"' in first[1]
@@ -76,8 +89,9 @@ async def test_the_feed_only_sends_rows_that_match_its_filters(dashboard: Dashbo
     async with dashboard.web.stream(
         "GET", "/admin/live/requests", params=params, headers=headers
     ) as feed:
+        lines = await subscribed(feed)
         skipped = await request_id(dashboard.gateway, "chat")
         shown = await request_id(dashboard.gateway, "old/a")
-        seen = await until_ended(feed, shown)
+        seen = await until_ended(lines, shown)
     assert not any(skipped in data for _, data in seen)
     assert seen[0][0] == "row" and f'id="req-{shown}"' in seen[0][1]
