@@ -343,7 +343,7 @@ async def test_past_its_size_limit_the_oldest_rows_are_deleted(
             if i % 4 == 3:
                 await writer.flush()
         await writer.flush()
-        assert await writer.trim() >= 0  # whatever the last writes left over the limit
+        await writer.trim()  # whatever the last writes left over the limit
     left = await rows(engine)
     assert sorted(left) == ids[-5:]  # the newest five: a sixth would pass the limit
     assert sum(row.size_bytes for row in left.values()) <= limit_mb * 1024 * 1024
